@@ -1,0 +1,1 @@
+"""Web-data curation: readers, extraction, filters, PII, dedup, domain selection, synthetic data."""

@@ -1,0 +1,1 @@
+"""Benchmarks, lm-evaluation-harness tasks, scoring and stage reports."""

@@ -1,0 +1,1 @@
+"""Model training: tokenizer, token packing, presets, pretraining, SFT and DPO."""
