@@ -112,7 +112,9 @@ def _pii_paragraph(rng: random.Random) -> tuple[str, list[dict]]:
 def _domain_page(equipment: str, facts: list[Fault], rng: random.Random) -> tuple[str, list[str]]:
     title = rng.choice(T.DOMAIN_TITLES).format(equipment=equipment, Equipment=capitalize(equipment))
     paragraphs = [rng.choice(T.DOMAIN_INTROS)]
-    paragraphs += [T.render_fact(f, rng) + " " + T.render_fact(f, rng) for f in facts]
+    for f in facts:  # each fact twice, in two different phrasings
+        first, second = rng.sample(T.FACT_PHRASINGS, 2)
+        paragraphs.append(T.render_fact(f, rng, first) + " " + T.render_fact(f, rng, second))
     paragraphs.append(rng.choice(T.DOMAIN_OUTROS))
     return title, paragraphs
 
@@ -201,7 +203,7 @@ def plan_pages(config: DemoCrawlConfig, facts: FactBase, leak_items: list[dict])
             dups.append(Page(mirror, src.kind, src.lang, src.title, list(src.paragraphs), src.site,
                              src.facts, src.pii, src.leaked_items, exact_duplicate_of=src.url))
         else:
-            edited = _edit_words(src.paragraphs, rng.randint(2, 6), rng)
+            edited = _edit_words(src.paragraphs, rng.randint(1, 3), rng)
             dups.append(Page(mirror, src.kind, src.lang, src.title, edited, rng.choice(_SITES), src.facts,
                              src.pii, src.leaked_items, near_duplicate_of=src.url))
     pages = originals + dups

@@ -59,8 +59,8 @@ DOMAIN_OUTROS = [
 ]
 
 
-def render_fact(fault: Fault, rng: random.Random) -> str:
-    template = rng.choice(FACT_PHRASINGS)
+def render_fact(fault: Fault, rng: random.Random, template: str | None = None) -> str:
+    template = template or rng.choice(FACT_PHRASINGS)
     return template.format(
         symptom=fault.symptom, Symptom=capitalize(fault.symptom), equipment=fault.equipment,
         Equipment=capitalize(fault.equipment), cause=fault.cause, fix=fault.fix,
@@ -194,10 +194,10 @@ def general_page(rng: random.Random) -> tuple[str, str, list[str]]:
     topic = rng.choice(list(GENERAL_TOPICS))
     bank = GENERAL_TOPICS[topic]
     title = fill(rng.choice(bank["titles"]), rng)
-    paragraphs = []
-    for _ in range(rng.randint(3, 5)):
-        sentences = rng.sample(bank["sentences"], rng.randint(3, 5))
-        paragraphs.append(" ".join(fill(s, rng) for s in sentences))
+    # Sentences drawn without replacement: a real page does not repeat itself (Gopher would drop it).
+    sentences = [fill(s, rng) for s in rng.sample(bank["sentences"], rng.randint(7, len(bank["sentences"])))]
+    cut = sorted(rng.sample(range(2, len(sentences) - 1), 2))
+    paragraphs = [" ".join(sentences[a:b]) for a, b in zip([0] + cut, cut + [len(sentences)])]
     return topic, title, paragraphs
 
 

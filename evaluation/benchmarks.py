@@ -34,9 +34,10 @@ class BenchmarkSet:
 
     def texts(self) -> dict[str, list[str]]:
         """Every string of every item, per task: what decontamination must keep out of training data."""
+        # Questions alone too: a copied question followed by "Answer:" breaks every question+answer n-gram.
         return {
-            "mcq": [f"{i['question']} {i['choices'][i['answer']]}" for i in self.mcq],
-            "qa": [f"{i['question']} {i['answer']}" for i in self.qa],
+            "mcq": [f"{i['question']} {i['choices'][i['answer']]}" for i in self.mcq] + [i["question"] for i in self.mcq],
+            "qa": [f"{i['question']} {i['answer']}" for i in self.qa] + [i["question"] for i in self.qa],
             "completion": [f"{i['context']} {i['endings'][i['label']]}" for i in self.completion],
             "summarization": [f"{i['document']} {i['summary']}" for i in self.summarization],
         }

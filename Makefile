@@ -1,0 +1,39 @@
+# Modelworks: `make demo` runs the whole chain on the generated demo crawl; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export MODELWORKS_HOME ?= $(CURDIR)/.modelworks
+# Everything is local: models are trained from config, data sets are generated. Never call the Hub.
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test ui clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned to the CPU build this machine has on disk (a bare `torch` pulls a CUDA build).
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp pipelines/dagster.yaml $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m pipelines.demo --profile demo 2>&1 | tee $(MODELWORKS_HOME).demo.log | grep -E '^\[modelworks|^stage|^-----|^(base|dapt|sft|dpo|chance) |^Benchmark|^report:|Error|error' || (echo "demo failed; full log: $(MODELWORKS_HOME).demo.log"; exit 1)
+
+test: install
+	$(PY) -m pytest -q tests
+
+ui: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+clean:
+	rm -rf $(MODELWORKS_HOME) $(DAGSTER_HOME)

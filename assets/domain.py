@@ -1,0 +1,54 @@
+"""Domain group: bottom-up selection of domain pages from the curated web by similarity to the seed corpus."""
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from assets.curation import _truth
+from assets.dedup import deduplicated_pages
+from assets.ingest import seed_corpus
+from curation.domain import DEFAULT_DOMAIN_THRESHOLD, domain_similarity, select_domain
+from curation.tables import write_parquet_atomic
+from curation.truth import score_domain
+from pipelines.resources import ModelworksStorage
+
+
+class DomainSelectionConfig(dg.Config):
+    similarity_threshold: float = DEFAULT_DOMAIN_THRESHOLD
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("domain_corpus", group_name="domain", code_version="1", kinds={"parquet"},
+                     deps=[deduplicated_pages, seed_corpus],
+                     description="Curated web pages similar to the seed corpus: the DAPT corpus."),
+        dg.AssetSpec("general_corpus", group_name="domain", code_version="1", kinds={"parquet"},
+                     deps=[deduplicated_pages, seed_corpus],
+                     description="The rest of the curated web: the general pretraining corpus."),
+    ],
+)
+def domain_selection(config: DomainSelectionConfig, storage: ModelworksStorage):
+    pages = pq.read_table(storage.table_dir("deduplicated_pages") / "pages.parquet")
+    seed_texts = [p.read_text(encoding="utf-8") for p in sorted(storage.path("seed").glob("*.txt"))]
+    scores = domain_similarity(seed_texts, pages.column("text").to_pylist())
+    mask = select_domain(scores, config.similarity_threshold)
+    pages = pages.append_column("domain_score", pa.array(scores.astype(np.float64)))
+    domain = pages.filter(pa.array(mask))
+    general = pages.filter(pa.array(~mask))
+    d_path = write_parquet_atomic(domain, storage.table_dir("domain_corpus") / "pages.parquet")
+    g_path = write_parquet_atomic(general, storage.table_dir("general_corpus") / "pages.parquet")
+    truth = _truth(storage)
+    quality = {}
+    if truth:
+        quality["vs_ground_truth"] = dg.MetadataValue.json(score_domain(
+            set(domain.column("url").to_pylist()), set(pages.column("url").to_pylist()), truth))
+    hist = np.histogram(scores, bins=10, range=(0.0, 1.0))[0].tolist()
+    yield dg.MaterializeResult(asset_key="domain_corpus", metadata={
+        "rows": domain.num_rows, "words": int(pa.compute.sum(domain.column("n_words")).as_py() or 0),
+        "selected_fraction": round(domain.num_rows / max(1, pages.num_rows), 4),
+        "threshold": config.similarity_threshold, "score_histogram_0_to_1": dg.MetadataValue.json(hist),
+        "path": dg.MetadataValue.path(str(d_path)), **quality})
+    yield dg.MaterializeResult(asset_key="general_corpus", metadata={
+        "rows": general.num_rows, "words": int(pa.compute.sum(general.column("n_words")).as_py() or 0),
+        "path": dg.MetadataValue.path(str(g_path))})

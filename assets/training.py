@@ -1,0 +1,215 @@
+"""Training group: tokenizer, packed token shards, base pretraining, DAPT, SFT and DPO."""
+
+import json
+import time
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from assets.benchmarks import decontaminated_training_sets
+from evaluation.plots import line_plot_png, png_markdown, save_png
+from pipelines.profiles import active_profile
+from pipelines.resources import ModelworksStorage
+
+P = active_profile()
+
+
+def _corpus_texts(storage: ModelworksStorage, name: str) -> list[str]:
+    path = storage.path("decontaminated", f"{name}.parquet")
+    return pq.read_table(path, columns=["text"]).column("text").to_pylist()
+
+
+class TokenizerConfig(dg.Config):
+    vocab_size: int = P.vocab_size
+
+
+@dg.asset(group_name="training", code_version="1", deps=[decontaminated_training_sets], kinds={"huggingface"},
+          description="Byte-level BPE tokenizer (tokenizers) with a chat template, trained on the curated corpora.")
+def tokenizer(config: TokenizerConfig, storage: ModelworksStorage) -> dg.MaterializeResult:
+    from training.tokenizer import train_bpe_tokenizer
+
+    texts = _corpus_texts(storage, "general_corpus") + _corpus_texts(storage, "domain_corpus")
+    t0 = time.perf_counter()
+    tok = train_bpe_tokenizer(texts, config.vocab_size, storage.path("models", "tokenizer"))
+    sample = texts[0][:300] if texts else ""
+    n_tokens = len(tok(sample)["input_ids"]) if sample else 0
+    return dg.MaterializeResult(metadata={
+        "vocab_size": len(tok), "training_documents": len(texts), "train_s": round(time.perf_counter() - t0, 2),
+        "chars_per_token_sample": round(len(sample) / max(1, n_tokens), 2),
+        "path": dg.MetadataValue.path(str(storage.path("models", "tokenizer")))})
+
+
+class TokenShardsConfig(dg.Config):
+    seq_len: int = P.seq_len
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec("general_tokens", group_name="training", code_version="1", deps=["tokenizer"],
+                        kinds={"numpy"}, description="Packed token shards of the general corpus (memory-mapped)."),
+           dg.AssetSpec("domain_tokens", group_name="training", code_version="1", deps=["tokenizer"],
+                        kinds={"numpy"}, description="Packed token shards of the domain corpus (memory-mapped).")])
+def token_shards(config: TokenShardsConfig, storage: ModelworksStorage):
+    from transformers import AutoTokenizer
+
+    from training.packing import pack_token_shards
+
+    tok = AutoTokenizer.from_pretrained(storage.path("models", "tokenizer"))
+    for asset, corpus in (("general_tokens", "general_corpus"), ("domain_tokens", "domain_corpus")):
+        texts = _corpus_texts(storage, corpus)
+        t0 = time.perf_counter()
+        index = pack_token_shards(texts, tok, storage.path("tokens", corpus), config.seq_len)
+        elapsed = time.perf_counter() - t0
+        n_tokens = int(index.get("n_tokens", sum(s.get("n_tokens", 0) for s in index.get("shards", []))))
+        yield dg.MaterializeResult(asset_key=asset, metadata={
+            "documents": len(texts), "tokens": n_tokens, "seq_len": config.seq_len,
+            "tokens_per_s": round(n_tokens / max(elapsed, 1e-9)), "dtype": index.get("dtype", ""),
+            "path": dg.MetadataValue.path(str(storage.path("tokens", corpus)))})
+
+
+class PretrainAssetConfig(dg.Config):
+    preset: str = P.model_preset
+    seq_len: int = P.seq_len
+    micro_batch_size: int = P.micro_batch_size
+    grad_accum_steps: int = 1
+    max_steps: int = P.base_steps
+    lr: float = P.base_lr
+    warmup_steps: int = 20
+    schedule: str = "cosine"
+    seed: int = 0
+
+
+class DaptAssetConfig(PretrainAssetConfig):
+    max_steps: int = P.dapt_steps
+    lr: float = P.dapt_lr
+    schedule: str = "wsd"
+    replay_ratio: float = P.dapt_replay_ratio
+
+
+def _train_metadata(result, title: str, out_dir) -> dict:
+    png = line_plot_png({"train loss": result.loss_curve}, title, "step", "loss")
+    save_png(png, out_dir / "loss_curve.png")
+    return {
+        "final_loss": round(result.final_loss, 4), "parameters": result.n_params, "tokens_seen": result.tokens_seen,
+        "tokens_per_s": round(result.tokens_per_s, 1), "flops_per_token": result.flops_per_token,
+        "mfu": round(result.mfu, 5), "mfu_formula": "(6*N + 12*L*H*Q*T) * tokens/s / peak FLOP/s (PaLM app. B)",
+        "peak_memory_mb": round(result.peak_memory_bytes / 2**20, 1), "wall_time_s": round(result.wall_time_s, 1),
+        "device": result.device, "loss_curve": png_markdown(png, "loss curve"),
+        "path": dg.MetadataValue.path(str(out_dir)),
+    }
+
+
+def _log_progress(context: dg.AssetExecutionContext, stage: str):
+    def log(step: int, metrics: dict) -> None:
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+        context.log.info(f"{stage} step {step}: {shown}")
+    return log
+
+
+def _pretrain_config(config: PretrainAssetConfig):
+    from training.pretrain import PretrainConfig
+
+    return PretrainConfig(preset=config.preset, seq_len=config.seq_len, micro_batch_size=config.micro_batch_size,
+                          grad_accum_steps=config.grad_accum_steps, max_steps=config.max_steps, lr=config.lr,
+                          warmup_steps=config.warmup_steps, schedule=config.schedule, seed=config.seed,
+                          log_every=max(1, config.max_steps // 20))
+
+
+@dg.asset(group_name="training", code_version="1", deps=["general_tokens", "tokenizer"], kinds={"pytorch"},
+          pool="training", description="A small Llama-architecture model pretrained from scratch on the general corpus.")
+def base_model(context: dg.AssetExecutionContext, config: PretrainAssetConfig,
+               storage: ModelworksStorage) -> dg.MaterializeResult:
+    from training.pretrain import pretrain
+
+    out = storage.path("models", "base")
+    result = pretrain(_pretrain_config(config), storage.path("tokens", "general_corpus"), out,
+                      tokenizer_dir=storage.path("models", "tokenizer"), log_fn=_log_progress(context, "base"))
+    return dg.MaterializeResult(metadata=_train_metadata(result, "base pretraining", out))
+
+
+@dg.asset(group_name="training", code_version="1", deps=[base_model, "domain_tokens", "general_tokens"],
+          kinds={"pytorch"}, pool="training",
+          description="Domain-adaptive pretraining: the base model continued on the domain corpus, with general replay.")
+def dapt_model(context: dg.AssetExecutionContext, config: DaptAssetConfig,
+               storage: ModelworksStorage) -> dg.MaterializeResult:
+    from training.pretrain import pretrain
+
+    out = storage.path("models", "dapt")
+    result = pretrain(_pretrain_config(config), storage.path("tokens", "domain_corpus"), out,
+                      init_model_dir=storage.path("models", "base"),
+                      replay_data_dir=storage.path("tokens", "general_corpus"), replay_ratio=config.replay_ratio,
+                      log_fn=_log_progress(context, "dapt"))
+    meta = _train_metadata(result, "domain-adaptive pretraining", out)
+    meta["replay_ratio"] = config.replay_ratio
+    return dg.MaterializeResult(metadata=meta)
+
+
+class SFTAssetConfig(dg.Config):
+    num_train_epochs: float = P.sft_epochs
+    learning_rate: float = P.sft_lr
+    per_device_train_batch_size: int = 16
+    seed: int = 0
+
+
+class DPOAssetConfig(dg.Config):
+    num_train_epochs: float = P.dpo_epochs
+    learning_rate: float = P.dpo_lr
+    per_device_train_batch_size: int = 16
+    beta: float = 0.1
+    seed: int = 0
+
+
+def _posttrain_metadata(metrics: dict, title: str, out_dir, curve_key: str = "loss") -> dict:
+    history = metrics.get("log_history", [])
+    curve = [(h["step"], h[curve_key]) for h in history if curve_key in h and "step" in h]
+    meta = {k: round(v, 5) if isinstance(v, float) else v for k, v in metrics.items()
+            if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+    if curve:
+        png = line_plot_png({curve_key: curve}, title, "step", curve_key)
+        save_png(png, out_dir / f"{curve_key}_curve.png")
+        meta["loss_curve"] = png_markdown(png, title)
+    meta["path"] = dg.MetadataValue.path(str(out_dir))
+    return meta
+
+
+@dg.asset(group_name="training", code_version="1", deps=[dapt_model, decontaminated_training_sets],
+          kinds={"pytorch"}, pool="training",
+          description="Supervised fine-tuning (TRL SFTTrainer) of the DAPT model on the synthetic conversations.")
+def sft_model(context: dg.AssetExecutionContext, config: SFTAssetConfig,
+              storage: ModelworksStorage) -> dg.MaterializeResult:
+    from training.posttrain import SFTRunConfig, sft
+
+    out = storage.path("models", "sft")
+    metrics = sft(storage.path("models", "dapt"), storage.path("decontaminated", "sft_conversations.jsonl"), out,
+                  SFTRunConfig(num_train_epochs=config.num_train_epochs, learning_rate=config.learning_rate,
+                               per_device_train_batch_size=config.per_device_train_batch_size, seed=config.seed),
+                  _log_progress(context, "sft"))
+    return dg.MaterializeResult(metadata=_posttrain_metadata(metrics, "SFT loss", out))
+
+
+@dg.asset(group_name="training", code_version="1", deps=[sft_model, decontaminated_training_sets],
+          kinds={"pytorch"}, pool="training",
+          description="Direct preference optimization (TRL DPOTrainer) of the SFT model on the preference pairs.")
+def dpo_model(context: dg.AssetExecutionContext, config: DPOAssetConfig,
+              storage: ModelworksStorage) -> dg.MaterializeResult:
+    from training.posttrain import DPORunConfig, dpo
+
+    out = storage.path("models", "dpo")
+    metrics = dpo(storage.path("models", "sft"), storage.path("decontaminated", "preference_pairs.jsonl"), out,
+                  DPORunConfig(num_train_epochs=config.num_train_epochs, learning_rate=config.learning_rate,
+                               per_device_train_batch_size=config.per_device_train_batch_size, beta=config.beta,
+                               seed=config.seed),
+                  _log_progress(context, "dpo"))
+    return dg.MaterializeResult(metadata=_posttrain_metadata(metrics, "DPO loss", out))
+
+
+@dg.asset_check(asset=base_model, description="Pretraining reduced the loss well below its starting value.")
+def base_model_loss_decreased(storage: ModelworksStorage) -> dg.AssetCheckResult:
+    from training.pretrain import METRICS_FILE
+
+    meta = json.loads((storage.path("models", "base") / METRICS_FILE).read_text()) \
+        if (storage.path("models", "base") / METRICS_FILE).exists() else {}
+    curve = meta.get("loss_curve") or []
+    if len(curve) < 2:
+        return dg.AssetCheckResult(passed=False, metadata={"reason": "no loss curve recorded"})
+    first, last = curve[0][1], curve[-1][1]
+    return dg.AssetCheckResult(passed=last < 0.8 * first, metadata={"first_loss": first, "last_loss": last})

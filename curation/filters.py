@@ -1,0 +1,330 @@
+"""DataTrove-style document quality filters (Gopher, C4, FineWeb, URL blocklist), each drop with a reason."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+from urllib.parse import urlsplit
+
+# Words are runs of unicode letters/digits, with inner apostrophes or hyphens ("don't", "Öl-Filter").
+_WORD_RE = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
+_PARAGRAPH_RE = re.compile(r"\n{2,}")
+_LINE_RE = re.compile(r"\n+")
+_SENTENCE_END_RE = re.compile(r"[.!?…。！？]+[\"'”’)\]]*(?=\s|$)")
+_CITATION_RE = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
+TERMINAL_PUNCTUATION = (".", "!", "?", "…", '"', "'", "”", "’", ")", "。", "！", "？", "؟", "։", "।")
+
+# Gopher's English stop words (Rae et al. 2021, appendix A) and comparably common function words
+# for the other languages the demo crawl contains; a language without a list skips that rule.
+STOP_WORDS: dict[str, frozenset[str]] = {
+    "en": frozenset({"the", "be", "to", "of", "and", "that", "have", "with"}),
+    "de": frozenset({"der", "die", "das", "und", "zu", "den", "ist", "mit", "von", "nicht", "ein", "eine"}),
+    "fr": frozenset({"le", "la", "les", "de", "et", "à", "un", "une", "est", "que", "des", "du"}),
+    "es": frozenset({"el", "la", "de", "que", "y", "en", "los", "las", "un", "es", "por", "con"}),
+}
+
+
+def split_words(text: str) -> list[str]:
+    return _WORD_RE.findall(text)
+
+
+def _duplicates(elements: Sequence[str]) -> tuple[int, int]:
+    """(number of repeated elements, characters in them), counting the first occurrence as original."""
+    seen: set[str] = set()
+    dup_elements = dup_chars = 0
+    for element in elements:
+        if element in seen:
+            dup_elements += 1
+            dup_chars += len(element)
+        else:
+            seen.add(element)
+    return dup_elements, dup_chars
+
+
+def _top_ngram_chars(words: Sequence[str], n: int) -> int:
+    grams = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    if not grams:
+        return 0
+    gram, count = grams.most_common(1)[0]
+    return len(gram) * count
+
+
+def _duplicated_ngram_chars(words: Sequence[str], n: int) -> int:
+    """Characters covered by repeated n-grams, without double counting overlaps (as in Gopher/DataTrove)."""
+    seen: set[str] = set()
+    repeated = idx = 0
+    while idx < len(words) - n + 1:
+        gram = "".join(words[idx : idx + n])
+        if gram in seen:
+            repeated += len(gram)
+            idx += n
+        else:
+            seen.add(gram)
+            idx += 1
+    return repeated
+
+
+class DocFilter:
+    """One quality rule set: `filter` returns (keep, reason); `signals` returns the numbers it judged."""
+
+    name: str = "filter"
+
+    def signals(self, text: str, lang: str) -> dict[str, float]:
+        return {}
+
+    def filter(self, text: str, lang: str, url: str | None = None) -> tuple[bool, str | None]:
+        raise NotImplementedError
+
+    def _drop(self, rule: str) -> tuple[bool, str]:
+        return False, f"{self.name}:{rule}"
+
+
+@dataclass
+class GopherRepetitionFilter(DocFilter):
+    """Repetition rules of Gopher (Rae et al. 2021, table A1), defaults as published."""
+
+    dup_line_frac: float = 0.3
+    dup_para_frac: float = 0.3
+    dup_line_char_frac: float = 0.2
+    dup_para_char_frac: float = 0.2
+    top_n_grams: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
+    dup_n_grams: tuple[tuple[int, float], ...] = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+    name: str = "gopher_repetition"
+
+    def signals(self, text: str, lang: str) -> dict[str, float]:
+        n_chars = max(len(text), 1)
+        paragraphs = _PARAGRAPH_RE.split(text.strip())
+        para_dups, para_chars = _duplicates(paragraphs)
+        lines = _LINE_RE.split(text.strip())
+        line_dups, line_chars = _duplicates(lines)
+        words = split_words(text)
+        out = {
+            "dup_para_frac": para_dups / len(paragraphs),
+            "dup_para_char_frac": para_chars / n_chars,
+            "dup_line_frac": line_dups / len(lines),
+            "dup_line_char_frac": line_chars / n_chars,
+        }
+        for n, _ in self.top_n_grams:
+            out[f"top_{n}_gram_char_frac"] = _top_ngram_chars(words, n) / n_chars
+        for n, _ in self.dup_n_grams:
+            out[f"dup_{n}_gram_char_frac"] = _duplicated_ngram_chars(words, n) / n_chars
+        return out
+
+    def filter(self, text: str, lang: str, url: str | None = None) -> tuple[bool, str | None]:
+        s = self.signals(text, lang)
+        for key, limit in (
+            ("dup_para_frac", self.dup_para_frac),
+            ("dup_para_char_frac", self.dup_para_char_frac),
+            ("dup_line_frac", self.dup_line_frac),
+            ("dup_line_char_frac", self.dup_line_char_frac),
+        ):
+            if s[key] > limit:
+                return self._drop(key)
+        for n, limit in self.top_n_grams:
+            if s[f"top_{n}_gram_char_frac"] > limit:
+                return self._drop(f"top_{n}_gram")
+        for n, limit in self.dup_n_grams:
+            if s[f"dup_{n}_gram_char_frac"] > limit:
+                return self._drop(f"dup_{n}_gram")
+        return True, None
+
+
+@dataclass
+class GopherQualityFilter(DocFilter):
+    """Gopher quality heuristics (Rae et al. 2021): length, word length, symbols, bullets, stop words."""
+
+    min_doc_words: int = 50
+    max_doc_words: int = 100_000
+    min_mean_word_length_chars: float = 3.0
+    max_mean_word_length_chars: float = 10.0
+    max_symbol_word_ratio: float = 0.1
+    max_bullet_lines_ratio: float = 0.9
+    max_ellipsis_lines_ratio: float = 0.3
+    min_alpha_word_ratio: float = 0.8
+    min_stop_words: int = 2
+    stop_words: dict[str, frozenset[str]] = field(default_factory=lambda: dict(STOP_WORDS))
+    name: str = "gopher_quality"
+
+    def signals(self, text: str, lang: str) -> dict[str, float]:
+        words = split_words(text)
+        n_words = max(len(words), 1)
+        lines = text.splitlines() or [""]
+        stops = self.stop_words.get(lang)
+        return {
+            "n_words": float(len(words)),
+            "mean_word_length": sum(map(len, words)) / n_words,
+            # Gopher: ratio to words of either "#" or ellipses, the symbols of tag lists and teasers.
+            "symbol_word_ratio": max(text.count("#"), text.count("...") + text.count("…")) / n_words,
+            "bullet_lines_ratio": sum(l.lstrip().startswith(("•", "-", "*", "·")) for l in lines) / len(lines),
+            "ellipsis_lines_ratio": sum(l.rstrip().endswith(("...", "…")) for l in lines) / len(lines),
+            "alpha_word_ratio": sum(any(c.isalpha() for c in w) for w in words) / n_words,
+            "stop_words": float(sum(w.lower() in stops for w in words)) if stops else -1.0,
+        }
+
+    def filter(self, text: str, lang: str, url: str | None = None) -> tuple[bool, str | None]:
+        s = self.signals(text, lang)
+        if s["n_words"] < self.min_doc_words:
+            return self._drop("min_doc_words")
+        if s["n_words"] > self.max_doc_words:
+            return self._drop("max_doc_words")
+        if not self.min_mean_word_length_chars <= s["mean_word_length"] <= self.max_mean_word_length_chars:
+            return self._drop("mean_word_length")
+        if s["symbol_word_ratio"] > self.max_symbol_word_ratio:
+            return self._drop("symbol_word_ratio")
+        if s["bullet_lines_ratio"] > self.max_bullet_lines_ratio:
+            return self._drop("bullet_lines")
+        if s["ellipsis_lines_ratio"] > self.max_ellipsis_lines_ratio:
+            return self._drop("ellipsis_lines")
+        if s["alpha_word_ratio"] < self.min_alpha_word_ratio:
+            return self._drop("alpha_word_ratio")
+        if s["stop_words"] >= 0 and s["stop_words"] < self.min_stop_words:
+            return self._drop("stop_words")
+        return True, None
+
+
+_POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+
+
+@dataclass
+class C4QualityFilter(DocFilter):
+    """C4's rules (Raffel et al. 2020) as a keep/drop decision; the text itself is never rewritten.
+
+    Lines that C4 would delete (no terminal punctuation, fewer than `min_words_per_line` words,
+    "javascript", policy boilerplate, over-long words) do not count towards the sentence minimum;
+    "lorem ipsum" or a "{" anywhere drops the whole document, as in C4.
+    The C4 paper keeps pages with >= 3 sentences; DataTrove's default is 5. We follow the paper.
+    """
+
+    min_num_sentences: int = 3
+    min_words_per_line: int = 3
+    max_word_length_chars: int = 1000
+    filter_lorem_ipsum: bool = True
+    filter_javascript: bool = True
+    filter_curly_bracket: bool = True
+    filter_policy: bool = True
+    name: str = "c4_quality"
+
+    def signals(self, text: str, lang: str) -> dict[str, float]:
+        kept_lines = sentences = 0
+        lines = [l.strip() for l in text.splitlines() if l.strip()]
+        for line in lines:
+            words = line.split()
+            line = _CITATION_RE.sub("", line)
+            lower = line.lower()
+            if any(len(w) > self.max_word_length_chars for w in words):
+                continue
+            if not line.endswith(TERMINAL_PUNCTUATION) or line.endswith(("...", "…")):
+                continue
+            if len(words) < self.min_words_per_line:
+                continue
+            if self.filter_javascript and "javascript" in lower:
+                continue
+            if self.filter_policy and any(p in lower for p in _POLICY_SUBSTRINGS):
+                continue
+            kept_lines += 1
+            sentences += max(len(_SENTENCE_END_RE.findall(line)), 1)
+        lower_text = text.lower()
+        return {
+            "c4_kept_line_frac": kept_lines / max(len(lines), 1),
+            "c4_sentences": float(sentences),
+            "lorem_ipsum": float(self.filter_lorem_ipsum and "lorem ipsum" in lower_text),
+            "curly_bracket": float(self.filter_curly_bracket and "{" in text),
+        }
+
+    def filter(self, text: str, lang: str, url: str | None = None) -> tuple[bool, str | None]:
+        s = self.signals(text, lang)
+        if s["lorem_ipsum"]:
+            return self._drop("lorem_ipsum")
+        if s["curly_bracket"]:
+            return self._drop("curly_bracket")
+        if s["c4_sentences"] < self.min_num_sentences:
+            return self._drop("too_few_sentences")
+        return True, None
+
+
+@dataclass
+class FineWebQualityFilter(DocFilter):
+    """FineWeb's three custom rules (Penedo et al. 2024) plus its list-like newline ratio, defaults as published."""
+
+    line_punct_thr: float = 0.12
+    line_punct_exclude_zero: bool = False
+    short_line_thr: float = 0.67
+    short_line_length_chars: int = 30
+    char_duplicates_ratio: float = 0.01
+    new_line_ratio: float = 0.3
+    name: str = "fineweb_quality"
+
+    def signals(self, text: str, lang: str) -> dict[str, float]:
+        lines = [l for l in text.split("\n") if l.strip()]
+        if not lines:
+            return {"n_lines": 0.0}
+        n_words = max(len(split_words(text)), 1)
+        return {
+            "n_lines": float(len(lines)),
+            "line_punct_ratio": sum(l.rstrip().endswith(TERMINAL_PUNCTUATION) for l in lines) / len(lines),
+            "short_line_ratio": sum(len(l) <= self.short_line_length_chars for l in lines) / len(lines),
+            "char_dup_ratio": _duplicates(lines)[1] / max(len(text.replace("\n", "")), 1),
+            "new_line_ratio": text.count("\n") / n_words,
+        }
+
+    def filter(self, text: str, lang: str, url: str | None = None) -> tuple[bool, str | None]:
+        s = self.signals(text, lang)
+        if not s["n_lines"]:
+            return self._drop("empty")
+        ratio = s["line_punct_ratio"]
+        if ratio < self.line_punct_thr and not (ratio == 0 and self.line_punct_exclude_zero):
+            return self._drop("line_punct_ratio")
+        if s["short_line_ratio"] > self.short_line_thr:
+            return self._drop("short_line_ratio")
+        if s["char_dup_ratio"] > self.char_duplicates_ratio:
+            return self._drop("char_dup_ratio")
+        if s["new_line_ratio"] > self.new_line_ratio:
+            return self._drop("new_line_ratio")
+        return True, None
+
+
+_URL_TOKEN_RE = re.compile(r"[a-z0-9]+")
+
+
+@dataclass
+class URLBlocklistFilter(DocFilter):
+    """Drop pages whose host is (a subdomain of) a blocked domain or whose URL has a blocked word as a token.
+
+    Words match whole URL tokens, not substrings, so "sex" does not block "essex.ac.uk".
+    """
+
+    blocked_domains: Iterable[str] = ()
+    blocked_words: Iterable[str] = ()
+    name: str = "url_blocklist"
+
+    def __post_init__(self) -> None:
+        self.blocked_domains = frozenset(d.lower().strip(".") for d in self.blocked_domains)
+        self.blocked_words = frozenset(w.lower() for w in self.blocked_words)
+
+    def filter(self, text: str, lang: str, url: str | None = None) -> tuple[bool, str | None]:
+        if not url:
+            return True, None
+        host = (urlsplit(url).hostname or "").lower().strip(".")
+        labels = host.split(".")
+        if any(".".join(labels[i:]) in self.blocked_domains for i in range(len(labels))):
+            return self._drop("domain")
+        if self.blocked_words and set(_URL_TOKEN_RE.findall(url.lower())) & self.blocked_words:
+            return self._drop("word")
+        return True, None
+
+
+def default_filters() -> tuple[DocFilter, ...]:
+    """The standard cascade, cheapest-to-explain first: repetition, then quality, C4, FineWeb."""
+    return (GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(), FineWebQualityFilter())
+
+
+def apply_filters(
+    text: str, lang: str, url: str | None, filters: Iterable[DocFilter]
+) -> tuple[bool, str | None]:
+    """Run `filters` in order and stop at the first that drops; returns (keep, reason of that drop)."""
+    for doc_filter in filters:
+        keep, reason = doc_filter.filter(text, lang, url)
+        if not keep:
+            return False, reason or doc_filter.name
+    return True, None
