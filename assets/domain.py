@@ -52,3 +52,31 @@ def domain_selection(config: DomainSelectionConfig, storage: ModelworksStorage):
     yield dg.MaterializeResult(asset_key="general_corpus", metadata={
         "rows": general.num_rows, "words": int(pa.compute.sum(general.column("n_words")).as_py() or 0),
         "path": dg.MetadataValue.path(str(g_path))})
+
+
+@dg.asset_check(asset="domain_corpus", description="The domain corpus is non-empty and clearly more similar to the "
+                                                   "seed corpus than the general corpus is.")
+def domain_corpus_separates_from_general(storage: ModelworksStorage) -> dg.AssetCheckResult:
+    domain = pq.read_table(storage.table_dir("domain_corpus") / "pages.parquet", columns=["domain_score"])
+    general = pq.read_table(storage.table_dir("general_corpus") / "pages.parquet", columns=["domain_score"])
+    d = float(np.mean(domain.column("domain_score").to_numpy())) if domain.num_rows else 0.0
+    g = float(np.mean(general.column("domain_score").to_numpy())) if general.num_rows else 0.0
+    return dg.AssetCheckResult(passed=domain.num_rows > 0 and d > 2 * g,
+                               metadata={"domain_rows": domain.num_rows, "mean_score_domain": round(d, 4),
+                                         "mean_score_general": round(g, 4)})
+
+
+@dg.asset(group_name="catalog", code_version="1", deps=["deduplicated_pages", "domain_corpus", "general_corpus"],
+          kinds={"duckdb"},
+          description="A DuckDB file with one view per Parquet table, for ad-hoc SQL over every stage's rows.")
+def table_catalog(storage: ModelworksStorage) -> dg.MaterializeResult:
+    from curation.catalog import build_catalog, query
+
+    db = storage.path("catalog.duckdb")
+    rows = build_catalog(storage.path("tables"), db)
+    reasons = query(db, "SELECT drop_reason, count(*) AS pages FROM curated_pages_dropped "
+                        "GROUP BY 1 ORDER BY 2 DESC") if "curated_pages_dropped" in rows else []
+    md = "| drop reason | pages |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in reasons)
+    return dg.MaterializeResult(metadata={"rows_per_view": dg.MetadataValue.json(rows),
+                                          "drop_reasons_all_shards": dg.MetadataValue.md(md),
+                                          "path": dg.MetadataValue.path(str(db))})

@@ -3,6 +3,7 @@
 import hashlib
 import shutil
 import time
+from pathlib import Path
 
 import dagster as dg
 
@@ -47,10 +48,14 @@ def crawl_shard(context: dg.AssetExecutionContext, storage: ModelworksStorage) -
     })
 
 
+class SeedCorpusConfig(dg.Config):
+    source_dir: str = ""  # a folder of *.txt manuals; empty = the demo crawl's seed corpus
+
+
 @dg.asset(group_name="ingest", code_version="1", kinds={"text"},
           description="The domain seed corpus: a few maintenance manuals (text files).")
-def seed_corpus(storage: ModelworksStorage) -> dg.MaterializeResult:
-    src = storage.demo_dir / "seed"
+def seed_corpus(config: SeedCorpusConfig, storage: ModelworksStorage) -> dg.MaterializeResult:
+    src = Path(config.source_dir) if config.source_dir else storage.demo_dir / "seed"
     files = sorted(src.glob("*.txt"))
     if not files:
         raise dg.Failure(f"no seed documents (*.txt) in {src}")

@@ -41,3 +41,20 @@ def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticDataConfi
         "pairs": len(out["preferences"]),
         "example": dg.MetadataValue.json(out["preferences"][0] if out["preferences"] else {}),
         "path": dg.MetadataValue.path(str(pref_path))})
+
+
+@dg.asset_check(asset="sft_conversations", description="Every synthetic answer is grounded: it names the cause and "
+                                                       "fix of a seed-manual entry for the asked symptom.")
+def synthetic_answers_are_grounded(storage: ModelworksStorage) -> dg.AssetCheckResult:
+    from curation.synthetic import judge
+    from curation.tables import read_jsonl
+
+    entries = parse_seed_corpus(sorted(storage.path("seed").glob("*.txt")))
+    rows = read_jsonl(storage.path("synthetic", "sft.jsonl"))
+    ungrounded = 0
+    for row in rows:
+        question, answer = row["messages"][0]["content"], row["messages"][1]["content"]
+        matches = [e for e in entries if e.symptom in question and e.equipment in question]
+        ungrounded += not any(judge(answer, e) for e in matches)
+    return dg.AssetCheckResult(passed=bool(rows) and ungrounded == 0,
+                               metadata={"conversations": len(rows), "ungrounded": ungrounded})

@@ -112,19 +112,21 @@ def _pii_paragraph(rng: random.Random) -> tuple[str, list[dict]]:
 def _domain_page(equipment: str, facts: list[Fault], rng: random.Random) -> tuple[str, list[str]]:
     title = rng.choice(T.DOMAIN_TITLES).format(equipment=equipment, Equipment=capitalize(equipment))
     paragraphs = [rng.choice(T.DOMAIN_INTROS)]
-    for f in facts:  # each fact twice, in two different phrasings
-        first, second = rng.sample(T.FACT_PHRASINGS, 2)
-        paragraphs.append(T.render_fact(f, rng, first) + " " + T.render_fact(f, rng, second))
+    # One phrasing per fact and page: a page that says the same thing twice is dropped by Gopher.
+    for f, template in zip(facts, rng.sample(T.FACT_PHRASINGS, len(facts))):
+        paragraphs.append(T.render_fact(f, rng, template))
     paragraphs.append(rng.choice(T.DOMAIN_OUTROS))
     return title, paragraphs
 
 
-def _leak_page(items: list[dict]) -> tuple[str, list[str]]:
-    paragraphs = ["Test your knowledge with this practice quiz. The answers are printed below each "
-                  "question, so cover them with your hand while you think."]
+def _leak_page(equipment: str, facts: list[Fault], items: list[dict], rng: random.Random) -> tuple[str, list[str]]:
+    """An ordinary domain article that ends with a "practice quiz" copying benchmark items verbatim."""
+    title, paragraphs = _domain_page(equipment, facts, rng)
+    paragraphs.append("Test your knowledge with this practice quiz. The answers are printed below each "
+                      "question, so cover them with your hand while you think.")
     for item in items:
         paragraphs.append(f"{item['question']} Answer: {item['answer_text']}.")
-    return "Maintenance practice quiz with answers", paragraphs
+    return title, paragraphs
 
 
 def _edit_words(paragraphs: list[str], n_edits: int, rng: random.Random) -> list[str]:
@@ -170,7 +172,7 @@ def plan_pages(config: DemoCrawlConfig, facts: FactBase, leak_items: list[dict])
         lang, fact_ids, leaked = "en", [], []
         if kind == "domain":
             eq = equipments[idx % len(equipments)]
-            chosen = rng.sample(by_eq[eq], rng.randint(2, 4))
+            chosen = rng.sample(by_eq[eq], rng.randint(3, 5))
             title, paragraphs = _domain_page(eq, chosen, rng)
             fact_ids = [f.fact_id for f in chosen]
         elif kind == "general":
@@ -182,10 +184,12 @@ def plan_pages(config: DemoCrawlConfig, facts: FactBase, leak_items: list[dict])
         elif kind == "boilerplate":
             title, paragraphs = "Sign in", []
         else:  # leak
-            chunk = [leak_items[(leak_cursor + j) % len(leak_items)] for j in range(4)]
-            leak_cursor += 4
-            title, paragraphs = _leak_page(chunk)
-            leaked = [c["id"] for c in chunk]
+            chunk = [leak_items[(leak_cursor + j) % len(leak_items)] for j in range(3)]
+            leak_cursor += 3
+            eq = equipments[idx % len(equipments)]
+            chosen = rng.sample(by_eq[eq], 3)
+            title, paragraphs = _leak_page(eq, chosen, chunk, rng)
+            leaked, fact_ids = [c["id"] for c in chunk], [f.fact_id for f in chosen]
         pii: list[dict] = []
         if paragraphs and kind in ("domain", "general") and rng.random() < config.frac_pii / 0.8:
             text, pii = _pii_paragraph(rng)

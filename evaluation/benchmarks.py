@@ -17,8 +17,8 @@ from curation.tables import write_jsonl_atomic
 
 TASKS = ("mcq", "qa", "completion", "summarization", "heldout")
 
-# Chance level of each headline metric, for the report's "chance" row.
-CHANCE = {"mcq": 0.25, "completion": 0.25}
+# Chance level of each headline metric (four choices), for the report's "chance" row.
+CHANCE = {"mcq_acc": 0.25, "completion_acc": 0.25}
 
 
 @dataclass(frozen=True)
