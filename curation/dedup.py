@@ -1,23 +1,53 @@
-"""Exact and MinHash-LSH near-duplicate detection whose result does not depend on input order."""
+"""Exact and MinHash-LSH near-duplicate detection whose result does not depend on input order.
+
+Signatures (the per-shard, embarrassingly parallel part) are built in bulk:
+
+1. the texts of a batch are normalized and split into words by Arrow kernels (NFKC, lowercase,
+   every run of characters that is not a letter or digit is a separator: `normalize_for_dedup`);
+2. each *distinct* word of the batch is hashed once (blake2b, 64 bits);
+3. word hashes are combined into word 5-gram (shingle) hashes with numpy, folded to 32 bits;
+4. all `num_perm` permutations of all shingles are applied as one (num_perm x shingles) numpy
+   product, h_k(x) = (a_k * x + b_k mod 2^64) >> 32 (Dietzfelbinger's multiply-add-shift,
+   2-independent for 32-bit keys), and reduced to one minimum per document and permutation.
+
+The values are not bit-equal to datasketch's (which hashes every shingle with sha1 in Python),
+but they are MinHash signatures of the same shingle sets: P[sig_a[k] == sig_b[k]] = Jaccard(a, b).
+Clustering (the cross-shard part) bands the signatures (bands and rows chosen from a Jaccard
+threshold by datasketch's optimizer, FineWeb-like: 5-grams, 112 permutations), verifies every
+candidate pair, and joins verified pairs by union-find; the keeper of a cluster, and the cluster
+id, is its lexicographically smallest document id.
+"""
 from __future__ import annotations
 
 import hashlib
 import inspect
 import re
-import struct
 import unicodedata
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-# datasketch's legacy MinHash constants: permutations are (a*h + b) mod (2^61 - 1), kept to 32 bits.
-MERSENNE_PRIME = np.uint64((1 << 61) - 1)
-MAX_HASH = np.uint64((1 << 32) - 1)
-# Rows of the (shingles x permutations) product computed at once: bounds memory to ~14 MiB at 112 perms.
-_CHUNK_ROWS = 16_384
+# Signature value of a text without words: larger than any real value (those are < 2^32).
+EMPTY_HASH = np.uint64(2**64 - 1)
+# Kept for callers of the old API: the largest value a real signature entry can take.
+MAX_HASH = np.uint64(2**32 - 1)
+# Shingles per block of the (num_perm x shingles) product: 112 x 4096 x 8 bytes = 3.5 MiB.
+_BLOCK_SHINGLES = 4096
+# Documents normalized and split per Arrow call; bounds the per-batch vocabulary.
+_BATCH_DOCS = 8192
+# Buckets larger than this (boilerplate, templated pages) are paired as a star around their
+# smallest id instead of all pairs, so one huge bucket cannot produce a quadratic number of pairs.
+MAX_BUCKET_PAIRS = 64
 
-# Everything that is not a letter, digit or whitespace counts as punctuation here (underscore too).
+# One word = a maximal run of letters and digits (Python: isalnum; Arrow/RE2: \p{L} or \p{N}).
 _NON_WORD_RE = re.compile(r"[^\w\s]|_")
+_ARROW_SEPARATORS = r"[^\p{L}\p{N}]+"
+# Odd 64-bit multipliers that make a shingle hash depend on word order (golden-ratio family).
+_POSITION_MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                                  0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53,
+                                  0x94D049BB133111EB, 0xBF58476D1CE4E5B9], dtype=np.uint64)
 
 
 def normalize_for_dedup(text: str) -> str:
@@ -26,15 +56,28 @@ def normalize_for_dedup(text: str) -> str:
     return " ".join(text.split())
 
 
+def normalized_words(texts: Sequence[str] | pa.Array) -> pa.ListArray:
+    """Words of every text after `normalize_for_dedup`, computed by Arrow kernels (one list per text)."""
+    arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(texts, pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = pc.fill_null(arr, "")
+    arr = pc.utf8_lower(pc.utf8_normalize(arr, "NFKC"))
+    arr = pc.replace_substring_regex(arr, _ARROW_SEPARATORS, " ")
+    return pc.utf8_split_whitespace(pc.utf8_trim_whitespace(arr))
+
+
 def exact_duplicate_mask(ids: Sequence[str], texts: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
     """Keep the lexicographically smallest id per normalized text; others point at it in `duplicate_of`."""
     if len(ids) != len(texts):
         raise ValueError("ids and texts differ in length")
     keeper: dict[bytes, str] = {}
     digests = []
-    for doc_id, text in zip(ids, texts):
-        digest = hashlib.sha1(normalize_for_dedup(text).encode("utf-8")).digest()
-        digests.append(digest)
+    for start in range(0, len(texts), _BATCH_DOCS):
+        words = normalized_words(list(texts[start:start + _BATCH_DOCS]))
+        joined = pc.binary_join(words, " ").to_pylist()
+        digests += [hashlib.sha1(t.encode("utf-8")).digest() for t in joined]
+    for doc_id, digest in zip(ids, digests):
         if digest not in keeper or doc_id < keeper[digest]:
             keeper[digest] = doc_id
     keep = np.array([keeper[d] == i for i, d in zip(ids, digests)], dtype=bool)
@@ -42,21 +85,11 @@ def exact_duplicate_mask(ids: Sequence[str], texts: Sequence[str]) -> tuple[np.n
     return keep, duplicate_of
 
 
-def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    # Same draw order as datasketch.MinHash (legacy scheme), so signatures match it bit for bit.
-    gen = np.random.RandomState(seed)
-    ab = np.array(
-        [
-            (gen.randint(1, MERSENNE_PRIME, dtype=np.uint64), gen.randint(0, MERSENNE_PRIME, dtype=np.uint64))
-            for _ in range(num_perm)
-        ],
-        dtype=np.uint64,
-    ).T
-    return ab[0], ab[1]
-
-
 def shingles(text: str, ngram: int = 5) -> set[str]:
-    """Word n-grams of the normalized text; a text shorter than `ngram` words is one shingle."""
+    """Word n-grams of the normalized text; a text shorter than `ngram` words is one shingle.
+
+    The plain-Python reference of what `shingle_hashes` and `minhash_signatures` hash.
+    """
     words = normalize_for_dedup(text).split()
     if not words:
         return set()
@@ -65,47 +98,223 @@ def shingles(text: str, ngram: int = 5) -> set[str]:
     return {" ".join(words[i : i + ngram]) for i in range(len(words) - ngram + 1)}
 
 
-def _sha1_hash32(data: bytes) -> int:
-    return struct.unpack("<I", hashlib.sha1(data).digest()[:4])[0]
+def _mix64(x: np.ndarray) -> np.ndarray:
+    # splitmix64's finalizer: every output bit depends on every input bit.
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _word_hashes(words: pa.Array) -> np.ndarray:
+    """64-bit hash of every word; each distinct word of the batch is hashed once."""
+    if len(words) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    encoded = words.dictionary_encode()
+    vocab = encoded.dictionary.to_pylist()
+    table = np.fromiter((int.from_bytes(hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest(), "little")
+                         for w in vocab), dtype=np.uint64, count=len(vocab))
+    return table[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _batch_shingle_hashes(texts: Sequence[str], ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """(32-bit shingle hashes, document index of each) for a batch; shingles are grouped by document."""
+    if not 1 <= ngram <= len(_POSITION_MULTIPLIERS):
+        raise ValueError(f"ngram must be in 1..{len(_POSITION_MULTIPLIERS)}")
+    lists = normalized_words(texts)
+    counts = pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    w = _word_hashes(pc.list_flatten(lists))
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    total = len(w)
+    mult = _POSITION_MULTIPLIERS[:ngram]
+    # Windows of `ngram` consecutive words that stay inside one document.
+    n_win = max(total - ngram + 1, 0)
+    comb = np.zeros(n_win, dtype=np.uint64)
+    for j in range(ngram):
+        comb += w[j : j + n_win] * mult[j]
+    doc_of_word = np.repeat(np.arange(len(counts)), counts)
+    win_doc = doc_of_word[:n_win]
+    valid = np.arange(n_win) + ngram <= (starts + counts)[win_doc]
+    hashes, docs = [comb[valid]], [win_doc[valid]]
+    # A document shorter than `ngram` words is one shingle of all its words.
+    short = np.flatnonzero((counts > 0) & (counts < ngram))
+    if len(short):
+        padded = np.r_[w, np.zeros(ngram, dtype=np.uint64)]
+        s = np.zeros(len(short), dtype=np.uint64)
+        for j in range(ngram - 1):
+            s += np.where(j < counts[short], padded[starts[short] + j] * mult[j], np.uint64(0))
+        hashes.append(s + counts[short].astype(np.uint64))  # the length tells short texts apart
+        docs.append(short)
+    h, d = np.concatenate(hashes), np.concatenate(docs)
+    order = np.argsort(d, kind="stable")
+    # Fold to 32 bits: the permutations below are 2-independent for 32-bit keys.
+    return _mix64(h[order]) >> np.uint64(32), d[order]
+
+
+def shingle_hashes(texts: Sequence[str], ngram: int = 5) -> list[np.ndarray]:
+    """Sorted distinct 32-bit shingle hashes of each text (what the signatures summarize)."""
+    out = []
+    for start in range(0, len(texts), _BATCH_DOCS):
+        batch = list(texts[start:start + _BATCH_DOCS])
+        h, d = _batch_shingle_hashes(batch, ngram)
+        bounds = np.searchsorted(d, np.arange(len(batch) + 1))
+        out += [np.unique(h[bounds[i]:bounds[i + 1]]) for i in range(len(batch))]
+    return out
+
+
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (a, b) of the num_perm hash functions h_k(x) = (a_k x + b_k mod 2^64) >> 32."""
+    gen = np.random.default_rng(seed)
+    a = gen.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
+    b = gen.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False)
+    return a, b
 
 
 def minhash_signatures(texts: Sequence[str], num_perm: int = 112, ngram: int = 5, seed: int = 1) -> np.ndarray:
-    """(n, num_perm) uint64 MinHash signatures equal to datasketch's legacy-scheme MinHash.
+    """(n, num_perm) uint64 MinHash signatures of the word `ngram`-shingle sets of `texts`.
 
-    Shingles are hashed with sha1_hash32 (one call per distinct shingle); all permutations of a
-    block of shingles are then applied as one numpy product. An empty text gets all-MAX_HASH.
+    A text without words gets EMPTY_HASH everywhere. Cost: one Arrow pass over the text, one
+    blake2b per distinct word, then ~3 numpy operations per (shingle, permutation).
     """
-    a, b = _permutations(num_perm, seed)
-    sig = np.full((len(texts), num_perm), MAX_HASH, dtype=np.uint64)
-    hashes: list[int] = []
-    doc_of: list[int] = []
-    for i, text in enumerate(texts):
-        sh = shingles(text, ngram)
-        hashes.extend(_sha1_hash32(s.encode("utf-8")) for s in sh)
-        doc_of.extend([i] * len(sh))
-    if not hashes:
-        return sig
-    hv = np.asarray(hashes, dtype=np.uint64)
-    docs = np.asarray(doc_of, dtype=np.int64)
-    for start in range(0, len(hv), _CHUNK_ROWS):
-        h = hv[start : start + _CHUNK_ROWS, None]
-        d = docs[start : start + _CHUNK_ROWS]
-        # uint64 wraparound in a*h is part of datasketch's formula; reproducing it keeps equality.
-        phv = np.bitwise_and((h * a + b) % MERSENNE_PRIME, MAX_HASH)
-        seg = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
-        mins = np.minimum.reduceat(phv, seg, axis=0)
-        rows = d[seg]
-        sig[rows] = np.minimum(sig[rows], mins)
+    a, b = permutations(num_perm, seed)
+    a, b = a[:, None], b[:, None]
+    sig = np.full((len(texts), num_perm), EMPTY_HASH, dtype=np.uint64)
+    buf = np.empty((num_perm, _BLOCK_SHINGLES), dtype=np.uint64)
+    for start in range(0, len(texts), _BATCH_DOCS):
+        h, d = _batch_shingle_hashes(list(texts[start:start + _BATCH_DOCS]), ngram)
+        d = d + start
+        for lo in range(0, len(h), _BLOCK_SHINGLES):
+            hb, db = h[lo:lo + _BLOCK_SHINGLES], d[lo:lo + _BLOCK_SHINGLES]
+            out = buf[:, :len(hb)]
+            np.multiply(a, hb, out=out)
+            out += b  # wraps mod 2^64, as the hash family wants
+            seg = np.flatnonzero(np.r_[True, db[1:] != db[:-1]])
+            # The shift is monotone, so it can be applied after the minimum, to n x num_perm values only.
+            mins = np.minimum.reduceat(out, seg, axis=1).T >> np.uint64(32)
+            rows = db[seg]
+            sig[rows] = np.minimum(sig[rows], mins)
     return sig
 
 
-def _lean_minhash(seed: int, hashvalues: np.ndarray):
-    from datasketch import LeanMinHash
+def lsh_bands(threshold: float, num_perm: int, false_positive_weight: float = 0.5,
+              false_negative_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows per band) that datasketch's MinHashLSH would choose for this Jaccard threshold.
 
-    # datasketch >= 2.0 must be told the scheme; 1.x only knows the legacy one.
-    if "scheme" in inspect.signature(LeanMinHash.__init__).parameters:
-        return LeanMinHash(seed=seed, hashvalues=hashvalues, scheme="legacy")
-    return LeanMinHash(seed=seed, hashvalues=hashvalues)
+    At 112 permutations: 0.65 gives FineWeb's 14 x 8, 0.6 gives 16 x 7 (candidate probability
+    0.977 at J = 0.8, 0.998 at 0.85), 0.8 gives 9 x 12 (only 0.47 at J = 0.8).
+    """
+    from datasketch.lsh import _optimal_param
+
+    return _optimal_param(threshold, num_perm, false_positive_weight, false_negative_weight)
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n, bands) uint64: one hash per band of `rows` signature values (equal band => equal key)."""
+    if bands * rows > signatures.shape[1]:
+        raise ValueError(f"{bands} bands x {rows} rows exceed {signatures.shape[1]} permutations")
+    keys = np.zeros((signatures.shape[0], bands), dtype=np.uint64)
+    for r in range(rows):
+        keys = _mix64(keys ^ signatures[:, r : bands * rows : rows])
+    return keys
+
+
+def candidate_pairs(keys: np.ndarray, rank: np.ndarray | None = None,
+                    skip: np.ndarray | None = None, max_bucket_pairs: int = MAX_BUCKET_PAIRS) -> np.ndarray:
+    """(m, 2) distinct pairs of row indices that share a key in some band (the LSH candidates).
+
+    `rank` orders documents (the smallest rank is the star centre of an oversized bucket; give
+    the rank of the id so the pairs do not depend on input order); rows where `skip` is true never
+    pair. Buckets of up to `max_bucket_pairs` documents give all their pairs, larger ones a star.
+    """
+    n, n_bands = keys.shape
+    rank = np.arange(n) if rank is None else np.asarray(rank)
+    by_rank = np.argsort(rank, kind="stable")
+    live = by_rank if skip is None else by_rank[~np.asarray(skip)[by_rank]]
+    band = np.repeat(np.arange(n_bands), len(live))
+    key = keys[live].T.reshape(-1)
+    doc = np.tile(live, n_bands)
+    order = np.lexsort((np.tile(np.arange(len(live)), n_bands), key, band))
+    band, key, doc = band[order], key[order], doc[order]
+    new_group = np.r_[True, (band[1:] != band[:-1]) | (key[1:] != key[:-1])]
+    group = np.cumsum(new_group) - 1
+    group_start = np.flatnonzero(new_group)
+    size = np.diff(np.r_[group_start, len(key)])[group]
+    pos = np.arange(len(key))
+    pairs = []
+    big = size > max_bucket_pairs
+    centre = doc[group_start[group]]
+    star = big & (pos != group_start[group])
+    pairs.append(np.stack([centre[star], doc[star]], axis=1))
+    small = np.flatnonzero((size >= 2) & ~big)
+    end = (group_start[group] + size)[small]
+    for d in range(1, int(size[small].max()) if len(small) else 1):
+        ok = small + d < end
+        small, end = small[ok], end[ok]
+        if not len(small):
+            break
+        pairs.append(np.stack([doc[small], doc[small + d]], axis=1))
+    if not any(len(p) for p in pairs):
+        return np.zeros((0, 2), dtype=np.int64)
+    p = np.sort(np.concatenate(pairs).astype(np.int64), axis=1)
+    code = np.unique(p[:, 0] * n + p[:, 1])
+    return np.stack([code // n, code % n], axis=1)
+
+
+def estimated_jaccard(signatures: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Fraction of equal signature entries of each pair: an unbiased estimate of their Jaccard."""
+    out = np.empty(len(pairs))
+    for lo in range(0, len(pairs), 65536):
+        p = pairs[lo:lo + 65536]
+        out[lo:lo + len(p)] = (signatures[p[:, 0]] == signatures[p[:, 1]]).mean(axis=1)
+    return out
+
+
+def exact_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int = 5) -> np.ndarray:
+    """True Jaccard of the (hashed) shingle sets of each pair; shingles only the texts in `pairs`."""
+    if not len(pairs):
+        return np.zeros(0)
+    involved = np.unique(pairs)
+    sets = dict(zip(involved.tolist(), shingle_hashes([texts[i] for i in involved], ngram)))
+    out = np.empty(len(pairs))
+    for k, (i, j) in enumerate(pairs.tolist()):
+        a, b = sets[i], sets[j]
+        inter = len(np.intersect1d(a, b, assume_unique=True))
+        union = len(a) + len(b) - inter
+        out[k] = inter / union if union else 0.0
+    return out
+
+
+def clusters_from_pairs(ids: Sequence[str], pairs: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Union-find over duplicate pairs: (cluster id per doc, cluster size per doc, keep mask).
+
+    Keeper policy: the lexicographically smallest id of a cluster is kept and names the cluster,
+    so the result depends only on the set of (id, pair) and never on input or shard order.
+    """
+    n = len(ids)
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j in np.asarray(pairs).tolist():
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    roots = [find(i) for i in range(n)]
+    keeper: dict[int, str] = {}
+    sizes: dict[int, int] = {}
+    for i, r in enumerate(roots):
+        if r not in keeper or ids[i] < keeper[r]:
+            keeper[r] = ids[i]
+        sizes[r] = sizes.get(r, 0) + 1
+    cluster_id = [keeper[r] for r in roots]
+    cluster_size = np.array([sizes[r] for r in roots], dtype=np.int64)
+    keep = np.array([cluster_id[i] == ids[i] for i in range(n)], dtype=bool)
+    return cluster_id, cluster_size, keep
 
 
 def near_duplicate_clusters(
@@ -115,59 +324,72 @@ def near_duplicate_clusters(
     num_perm: int = 112,
     seed: int = 1,
     lsh_threshold: float | None = None,
+    bands: int | None = None,
+    rows: int | None = None,
+    texts: Sequence[str] | None = None,
+    ngram: int = 5,
+    backend: str = "numpy",
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Cluster near-duplicates: LSH candidates, kept if estimated Jaccard >= threshold, joined by union-find.
+    """Cluster near-duplicates: LSH candidates, verified at `threshold`, joined by union-find.
 
-    Returns (cluster_id per doc, cluster size per doc, keep mask). The keeper of a cluster, and
-    its cluster_id, is its lexicographically smallest id, so any input order gives the same answer.
-    The LSH bands are tuned to `lsh_threshold` (default: threshold - 0.2): banding misses a
-    fair share of pairs just above its own threshold (at 112 perms and 0.8, half the pairs at
-    J=0.8; at 0.6, 2%), and the check on the signatures removes the extra candidates.
+    Returns (cluster_id per doc, cluster size per doc, keep mask); see `clusters_from_pairs` for
+    the keeper policy. Bands: `bands` x `rows` if given, else chosen for `lsh_threshold` (default
+    threshold - 0.2, which at 0.8 and 112 permutations is 16 x 7): banding at the decision
+    threshold itself would miss half the pairs right at it. Verification: the true Jaccard of the
+    shingle sets when `texts` are given (exact, only candidate texts are re-shingled), else the
+    signature estimate. `backend`: "numpy" (vectorized band join) or "datasketch" (MinHashLSH with
+    the same bands); both give the same candidates. `seed` is unused (signatures carry it).
     """
-    from datasketch import MinHashLSH
-
     n = len(ids)
     if signatures.shape != (n, num_perm):
         raise ValueError(f"signatures have shape {signatures.shape}, expected {(n, num_perm)}")
     if len(set(ids)) != n:
         raise ValueError("ids must be unique")
-    if lsh_threshold is None:
-        lsh_threshold = max(threshold - 0.2, 0.05)
-    lsh = MinHashLSH(threshold=lsh_threshold, num_perm=num_perm)
-    sketches = [_lean_minhash(seed, signatures[i]) for i in range(n)]
+    if bands is None or rows is None:
+        bands, rows = lsh_bands(lsh_threshold if lsh_threshold is not None else max(threshold - 0.2, 0.05), num_perm)
+    rank = np.argsort(np.argsort(np.asarray(ids, dtype=object), kind="stable"), kind="stable")
+    empty = np.all(signatures == EMPTY_HASH, axis=1)  # texts without words are not evidence of duplication
+    if backend == "numpy":
+        pairs = candidate_pairs(band_keys(signatures, bands, rows), rank, skip=empty)
+    elif backend == "datasketch":
+        pairs = _datasketch_candidates(signatures, bands, rows, rank, empty)
+    else:
+        raise ValueError(f"unknown backend {backend!r}")
+    similarity = exact_jaccard(texts, pairs, ngram) if texts is not None else estimated_jaccard(signatures, pairs)
+    return clusters_from_pairs(ids, pairs[similarity >= threshold])
+
+
+def _lean_minhash(hashvalues: np.ndarray):
+    from datasketch import LeanMinHash
+
+    # datasketch >= 2.0 must be told the scheme; 1.x only knows the legacy one.
+    if "scheme" in inspect.signature(LeanMinHash.__init__).parameters:
+        return LeanMinHash(seed=1, hashvalues=hashvalues, scheme="legacy")
+    return LeanMinHash(seed=1, hashvalues=hashvalues)
+
+
+def _datasketch_candidates(signatures: np.ndarray, bands: int, rows: int, rank: np.ndarray,
+                           skip: np.ndarray, max_bucket_pairs: int = MAX_BUCKET_PAIRS) -> np.ndarray:
+    """The same candidates as `candidate_pairs`, from datasketch's MinHashLSH (one Python call per doc)."""
+    from datasketch import MinHashLSH
+
+    n, num_perm = signatures.shape
+    # Band j of MinHashLSH is hashvalues[j*rows:(j+1)*rows], as in band_keys.
+    lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
+    live = [i for i in np.argsort(rank, kind="stable").tolist() if not skip[i]]
+    sketches = {i: _lean_minhash(signatures[i]) for i in live}
     with lsh.insertion_session() as session:
-        for i in range(n):
+        for i in live:
             session.insert(i, sketches[i], check_duplication=False)
-
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    empty = np.all(signatures == MAX_HASH, axis=1)
-    for i in range(n):
-        if empty[i]:
-            continue  # texts without shingles are not evidence of duplication
-        for j in lsh.query(sketches[i]):
-            if j <= i or empty[j]:
-                continue
-            if np.mean(signatures[i] == signatures[j]) >= threshold:
-                ri, rj = find(i), find(j)
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
-
-    roots = [find(i) for i in range(n)]
-    keeper: dict[int, str] = {}
-    for i, r in enumerate(roots):
-        if r not in keeper or ids[i] < keeper[r]:
-            keeper[r] = ids[i]
-    sizes: dict[int, int] = {}
-    for r in roots:
-        sizes[r] = sizes.get(r, 0) + 1
-    cluster_id = [keeper[r] for r in roots]
-    cluster_size = np.array([sizes[r] for r in roots], dtype=np.int64)
-    keep = np.array([cluster_id[i] == ids[i] for i in range(n)], dtype=bool)
-    return cluster_id, cluster_size, keep
+    pairs = set()
+    for table in lsh.hashtables:
+        for key in table.keys():
+            members = sorted(table.get(key), key=lambda i: rank[i])
+            if len(members) > max_bucket_pairs:
+                pairs.update((members[0], m) for m in members[1:])
+            else:
+                pairs.update((members[x], members[y]) for x in range(len(members))
+                             for y in range(x + 1, len(members)))
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.unique(np.sort(np.array(sorted(pairs), dtype=np.int64), axis=1), axis=0)

@@ -9,24 +9,69 @@ from urllib.parse import urlsplit
 
 # Words are runs of unicode letters/digits, with inner apostrophes or hyphens ("don't", "Öl-Filter").
 _WORD_RE = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
+# Scripts written without spaces between words: each Han, kana, Hangul-less Thai/Lao/Khmer/Myanmar
+# character counts as one word (the usual character-level convention for CJK quality rules),
+# with runs of other letters (Latin names, numbers) as words of their own.
+_UNSPACED_LANGS = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo"})
+_UNSPACED_CHAR = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u0f00-\u0fff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_UNSPACED_WORD_RE = re.compile(rf"[{_UNSPACED_CHAR}]|(?:(?![{_UNSPACED_CHAR}])[^\W_])+")
 _PARAGRAPH_RE = re.compile(r"\n{2,}")
 _LINE_RE = re.compile(r"\n+")
 _SENTENCE_END_RE = re.compile(r"[.!?…。！？]+[\"'”’)\]]*(?=\s|$)")
 _CITATION_RE = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 TERMINAL_PUNCTUATION = (".", "!", "?", "…", '"', "'", "”", "’", ")", "。", "！", "？", "؟", "։", "।")
 
-# Gopher's English stop words (Rae et al. 2021, appendix A) and comparably common function words
-# for the other languages the demo crawl contains; a language without a list skips that rule.
+# Gopher's English stop words (Rae et al. 2021, appendix A) and, for other languages, their most
+# common function words; a language without a list skips the stop-word rule rather than being
+# judged by English words.
 STOP_WORDS: dict[str, frozenset[str]] = {
     "en": frozenset({"the", "be", "to", "of", "and", "that", "have", "with"}),
     "de": frozenset({"der", "die", "das", "und", "zu", "den", "ist", "mit", "von", "nicht", "ein", "eine"}),
     "fr": frozenset({"le", "la", "les", "de", "et", "à", "un", "une", "est", "que", "des", "du"}),
     "es": frozenset({"el", "la", "de", "que", "y", "en", "los", "las", "un", "es", "por", "con"}),
+    "it": frozenset({"il", "la", "di", "che", "e", "un", "una", "per", "non", "con", "del", "sono"}),
+    "pt": frozenset({"o", "a", "de", "que", "e", "do", "da", "em", "um", "para", "com", "não"}),
+    "nl": frozenset({"de", "het", "een", "en", "van", "is", "dat", "op", "te", "in", "met", "niet"}),
+    "pl": frozenset({"i", "w", "nie", "na", "się", "z", "jest", "to", "że", "do", "o", "jak"}),
+    "sv": frozenset({"och", "att", "det", "som", "en", "på", "är", "av", "för", "med", "till", "den"}),
+    "ru": frozenset({"и", "в", "не", "на", "что", "с", "по", "это", "как", "а", "к", "из"}),
+    "zh": frozenset({"的", "是", "在", "了", "和", "有", "不", "这", "我", "们", "人", "也"}),
+    "ja": frozenset({"の", "に", "は", "を", "た", "が", "で", "て", "と", "し", "れ", "さ"}),
 }
 
 
-def split_words(text: str) -> list[str]:
+def split_words(text: str, lang: str = "") -> list[str]:
+    """Words of `text` by the rules of `lang`: whitespace-delimited runs, or characters for CJK/Thai."""
+    if lang in _UNSPACED_LANGS:
+        return _UNSPACED_WORD_RE.findall(text)
     return _WORD_RE.findall(text)
+
+
+class TextView:
+    """A document's text split once into words, lines and paragraphs, shared by every filter."""
+
+    __slots__ = ("text", "lang", "_words", "_lines")
+
+    def __init__(self, text: str, lang: str = "") -> None:
+        self.text, self.lang = text, lang
+        self._words: list[str] | None = None
+        self._lines: list[str] | None = None
+
+    @property
+    def words(self) -> list[str]:
+        if self._words is None:
+            self._words = split_words(self.text, self.lang)
+        return self._words
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = self.text.splitlines()
+        return self._lines
+
+
+def as_view(text: "str | TextView", lang: str) -> TextView:
+    return text if isinstance(text, TextView) else TextView(text, lang)
 
 
 def _duplicates(elements: Sequence[str]) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,9 +19,19 @@ def _log(msg: str) -> None:
     print(f"[modelworks {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def _ensure_dagster_home() -> None:
+    """DAGSTER_HOME inside the checkout unless set, with the project's instance config (SQLite, pools)."""
+    repo = Path(__file__).resolve().parent.parent
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(repo / ".dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copyfile(repo / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+
+
 def run(profile_name: str | None = None, regenerate: bool = False) -> dict:
     if profile_name:
         os.environ["MODELWORKS_PROFILE"] = profile_name
+    _ensure_dagster_home()
     import dagster as dg
 
     from curation.demo_crawl import DemoCrawlConfig, generate_demo_crawl

@@ -39,12 +39,14 @@ def test_dagster_dev_serves_the_asset_graph_on_loopback(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(home), "MODELWORKS_HOME": str(tmp_path / "mw"),
            "MODELWORKS_PROFILE": "tiny"}
     # Own session: dagster dev spawns a webserver, a daemon and code servers; we stop exactly that group.
+    log = (tmp_path / "dagster_dev.log").open("w")
     proc = subprocess.Popen([str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline, keys = time.time() + 180, []
         while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail("dagster dev exited early:\n" + (tmp_path / "dagster_dev.log").read_text()[-3000:])
             try:
                 data = _graphql(port, "{ assetNodes { assetKey { path } groupName } }")
                 keys = [("/".join(n["assetKey"]["path"]), n["groupName"]) for n in data["data"]["assetNodes"]]

@@ -19,7 +19,11 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, PreTrainedModel
 
+from training.checkpoint import Checkpointer
+from training.data import GlobalBatchSampler
 from training.packing import PackedTokenDataset
+from training.parallelize import (DistEnv, all_reduce_mean, barrier, destroy_distributed, init_distributed, no_grad_sync,
+                                 parallelize)
 from training.presets import llama_config, preset_seq_len
 
 LogFn = Callable[[int, dict[str, float]], None]
@@ -52,6 +56,15 @@ class PretrainConfig:
     log_every: int = 10
     num_threads: int | None = None  # torch intra-op threads; None leaves torch's default
     peak_flops: float | None = None  # per device, for MFU; None: see DEFAULT_PEAK_FLOPS_*
+    # Global batch in tokens = micro_batch_size * seq_len * grad_accum_steps * world_size; when set,
+    # grad_accum_steps is derived from it so the global batch is the same on any number of ranks.
+    global_batch_tokens: int | None = None
+    parallelism: Literal["ddp", "fsdp"] = "ddp"  # how a multi-rank run is distributed (see parallelize.py)
+    backend: str | None = None  # process-group backend; None: nccl on GPU, gloo on CPU
+    compile: bool = False  # torch.compile each decoder layer
+    deterministic: bool = True  # torch.use_deterministic_algorithms during training (bitwise-resumable on CPU)
+    checkpoint_every: int = 0  # steps between checkpoints (when a checkpoint_dir is given); 0: only at the end
+    keep_checkpoints: int = 2  # the latest k valid checkpoints are kept
 
 
 @dataclass
@@ -68,6 +81,7 @@ class PretrainResult:
     wall_time_s: float
     device: str
     config: dict[str, Any] = field(default_factory=dict)
+    log_history: list[dict[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,6 +182,13 @@ def next_token_loss(model: PreTrainedModel, batch: torch.Tensor) -> torch.Tensor
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1))
 
 
+def _fsdp_full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # Collective: gathers every shard; rank 0 gets full CPU tensors, the others an empty dict.
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
 def pretrain(
     config: PretrainConfig,
     data_dir: str | os.PathLike,
@@ -177,21 +198,37 @@ def pretrain(
     replay_data_dir: str | os.PathLike | None = None,
     replay_ratio: float = 0.0,
     log_fn: LogFn = print,
+    checkpoint_dir: str | os.PathLike | None = None,
 ) -> PretrainResult:
     """Train from scratch (preset) or continue from `init_model_dir` (DAPT), save an HF model dir.
 
-    With DAPT, a fraction `replay_ratio` of micro-batches comes from `replay_data_dir` (general data)
-    to limit forgetting. The tokenizer comes from `tokenizer_dir`, else from `init_model_dir`.
+    Runs on one process, or on every rank of a torchrun job (DDP or FSDP2 per `config.parallelism`);
+    only rank 0 calls `log_fn` and writes the model. With DAPT, a fraction `replay_ratio` of the
+    samples comes from `replay_data_dir` (general data) to limit forgetting. The tokenizer comes from
+    `tokenizer_dir`, else from `init_model_dir`. With `checkpoint_dir`, a checkpoint is written every
+    `config.checkpoint_every` steps and a rerun resumes from the latest valid one.
     """
     c = config
     if tokenizer_dir is None and init_model_dir is None:
         raise ValueError("pass tokenizer_dir (from scratch) or init_model_dir (continued pretraining)")
+    env = init_distributed(c.backend)
     if c.num_threads:
         torch.set_num_threads(c.num_threads)
-    torch.manual_seed(c.seed)
-    device = _device()
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or init_model_dir)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    if c.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _pretrain(c, env, data_dir, out_dir, tokenizer_dir, init_model_dir, replay_data_dir, replay_ratio,
+                         log_fn, checkpoint_dir)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
 
+
+def _pretrain(c: PretrainConfig, env: DistEnv, data_dir, out_dir, tokenizer_dir, init_model_dir, replay_data_dir,
+              replay_ratio: float, log_fn: LogFn, checkpoint_dir) -> PretrainResult:
+    device = env.device
+    torch.manual_seed(c.seed)  # the same initial weights on every rank
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or init_model_dir)
     if init_model_dir is not None:
         model = AutoModelForCausalLM.from_pretrained(init_model_dir)
         seq_len = c.seq_len or model.config.max_position_embeddings
@@ -207,61 +244,92 @@ def pretrain(
         )
         model = LlamaForCausalLM(model_config)
     model.to(device)
+    model_class = type(model)  # before fully_shard swaps in its FSDP subclass
+    n_params = sum(p.numel() for p in model.parameters())
+    fpt = flops_per_token(model, seq_len)
 
-    data = PackedTokenDataset(data_dir, seq_len)
-    replay = PackedTokenDataset(replay_data_dir, seq_len) if replay_data_dir and replay_ratio > 0 else None
-    data_gen = torch.Generator().manual_seed(c.seed)
-    replay_gen = torch.Generator().manual_seed(c.seed + 1)
-    mix_gen = torch.Generator().manual_seed(c.seed + 2)
+    grad_accum = c.grad_accum_steps
+    if c.global_batch_tokens:
+        per_pass = c.micro_batch_size * seq_len * env.world_size
+        if c.global_batch_tokens % per_pass:
+            raise ValueError(f"global_batch_tokens={c.global_batch_tokens} is not a multiple of "
+                             f"micro_batch_size * seq_len * world_size = {per_pass}")
+        grad_accum = c.global_batch_tokens // per_pass
+    sampler = GlobalBatchSampler(data_dir, seq_len, c.micro_batch_size, grad_accum, rank=env.rank,
+                                 world_size=env.world_size, seed=c.seed, replay_data_dir=replay_data_dir,
+                                 replay_ratio=replay_ratio)
 
-    def next_batch() -> torch.Tensor:
-        if replay is not None and torch.rand((), generator=mix_gen).item() < replay_ratio:
-            return replay.sample_batch(c.micro_batch_size, replay_gen)
-        return data.sample_batch(c.micro_batch_size, data_gen)
-
+    train_model = parallelize(model, env, c.parallelism, compile=c.compile)
     optimizer = torch.optim.AdamW(
         _param_groups(model, c.weight_decay), lr=c.lr, betas=c.betas, fused=device.type == "cuda"
     )
-    n_params = sum(p.numel() for p in model.parameters())
-    fpt = flops_per_token(model, seq_len)
-    peak_flops = c.peak_flops or (
+    peak_flops = env.world_size * (c.peak_flops or (
         DEFAULT_PEAK_FLOPS_GPU if device.type == "cuda" else DEFAULT_PEAK_FLOPS_PER_CPU_THREAD * torch.get_num_threads()
-    )
-    tokens_per_step = c.micro_batch_size * c.grad_accum_steps * seq_len
+    ))
+    tokens_per_step = sampler.global_batch_size * seq_len
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    # --- the training step ---------------------------------------------------------------------
     loss_curve: list[tuple[int, float]] = []
-    model.train()
+    log_history: list[dict[str, float]] = []
+    start_step = 0
+    checkpointer = Checkpointer(checkpoint_dir, env, c.checkpoint_every, c.keep_checkpoints) if checkpoint_dir else None
+    if checkpointer is not None:
+        state = checkpointer.load_latest(train_model, optimizer)
+        if state is not None:
+            start_step = int(state["step"])
+            sampler.load_state_dict(state["data"])
+            loss_curve = [tuple(x) for x in state["loss_curve"]]
+            log_history = state["log_history"]
+            if env.is_main:
+                log_fn(start_step, {"resumed_from_step": float(start_step)})
+
+    # --- the training step ---------------------------------------------------------------------
+    train_model.train()
     t0 = t_log = time.perf_counter()
-    last_log_step = 0
-    for step in range(1, c.max_steps + 1):
+    last_log_step = start_step
+    for step in range(start_step + 1, c.max_steps + 1):
         lr = lr_at(step - 1, c)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        step_loss = 0.0
-        for _ in range(c.grad_accum_steps):
-            batch = next_batch().to(device, non_blocking=True)
-            with _autocast(device):
-                loss = next_token_loss(model, batch)
-            (loss / c.grad_accum_steps).backward()  # accumulate the mean over micro-batches
-            step_loss += loss.item() / c.grad_accum_steps
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+        micro_batches = sampler.next_micro_batches()
+        loss_sum = torch.zeros((), device=device)
+        for i, batch in enumerate(micro_batches):
+            # Only the last micro-batch all-reduces gradients (DDP) / reduce-scatters them (FSDP).
+            sync = contextlib.nullcontext() if i == grad_accum - 1 or not env.distributed else no_grad_sync(train_model)
+            with sync:
+                with _autocast(device):
+                    loss = next_token_loss(train_model, batch.to(device, non_blocking=True))
+                (loss / grad_accum).backward()  # accumulate the mean over micro-batches
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(train_model.parameters(), c.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        step_loss = all_reduce_mean(loss_sum / grad_accum, env).item()
         loss_curve.append((step, step_loss))
 
         if step % c.log_every == 0 or step == c.max_steps:
             now = time.perf_counter()
             tps = (step - last_log_step) * tokens_per_step / max(now - t_log, 1e-9)
             t_log, last_log_step = now, step
-            log_fn(step, {"loss": step_loss, "lr": lr, "grad_norm": float(grad_norm),
-                          "tokens_per_s": tps, "mfu": tps * fpt / peak_flops, "elapsed_s": now - t0})
+            gn = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+            metrics = {"loss": step_loss, "lr": lr, "grad_norm": float(gn), "tokens_per_s": tps,
+                       "mfu": tps * fpt / peak_flops, "elapsed_s": now - t0}
+            log_history.append({"step": step, **metrics})
+            if env.is_main:
+                log_fn(step, metrics)
+        if checkpointer is not None and checkpointer.should_save(step, c.max_steps):
+            checkpointer.save(step, train_model, optimizer, {"data": sampler.state_dict(), "loss_curve": loss_curve,
+                                                             "log_history": log_history})
     # -----------------------------------------------------------------------------------------------
     wall = time.perf_counter() - t0
+    steps_run = c.max_steps - start_step
     tokens_seen = tokens_per_step * c.max_steps
-    tokens_per_s = tokens_seen / wall
+    if steps_run > 0:
+        tokens_per_s = steps_run * tokens_per_step / wall
+    else:  # everything was already trained before a restart: report what the run measured then
+        logged = [h["tokens_per_s"] for h in log_history]
+        tokens_per_s = sum(logged) / len(logged) if logged else 0.0
     # Report the mean of the last few steps: a single step's loss is noisy.
     tail = [l for _, l in loss_curve[-max(1, min(10, len(loss_curve) // 10)):]]
     result = PretrainResult(
@@ -276,13 +344,24 @@ def pretrain(
         peak_memory_bytes=peak_memory_bytes(device),
         wall_time_s=wall,
         device=str(device),
-        config={**asdict(c), "seq_len": seq_len, "init_model_dir": str(init_model_dir) if init_model_dir else None,
-                "replay_ratio": replay_ratio if replay is not None else 0.0, "peak_flops": peak_flops},
+        config={**asdict(c), "seq_len": seq_len, "grad_accum_steps": grad_accum,
+                "init_model_dir": str(init_model_dir) if init_model_dir else None,
+                "replay_ratio": sampler.replay_ratio, "peak_flops": peak_flops, "world_size": env.world_size,
+                "resumed_from_step": start_step},
+        log_history=log_history,
     )
-    model.config.use_cache = True
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    save_model_dir(model, tokenizer, out_dir, extra=result.to_dict())
+    # Export: a plain model of the original class, whatever wrapper trained it.
+    if env.distributed and c.parallelism == "fsdp":
+        full = _fsdp_full_state_dict(model)
+        if env.is_main:
+            model = model_class(model.config)
+            model.load_state_dict(full)
+    if env.is_main:
+        model.config.use_cache = True
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        save_model_dir(model, tokenizer, out_dir, extra=result.to_dict())
+    barrier(env)
     return result
 
 
@@ -307,36 +386,114 @@ def evaluate_loss(
     return {"loss": loss, "perplexity": math.exp(loss), "n_tokens": n_batches * batch_size * data.seq_len}
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m training.pretrain --data-dir D --out-dir O [--config cfg.json] ...`.
+RUN_FIELDS = ("data_dir", "out_dir", "tokenizer_dir", "init_model_dir", "replay_data_dir", "replay_ratio",
+              "checkpoint_dir")
 
-    Prints one JSON line per log step ({"step": .., metrics}) and a final {"result": ..} line, so an
-    external launcher (e.g. Dagster Pipes around a subprocess) can stream progress from stdout.
-    Single process only: there is no DDP here yet, so WORLD_SIZE > 1 is refused rather than run N copies.
+
+def load_run_file(path: str | os.PathLike) -> tuple[PretrainConfig, dict[str, Any]]:
+    """Split a run file (PretrainConfig fields plus the RUN_FIELDS paths) into (config, pretrain kwargs)."""
+    fields_ = json.loads(Path(path).read_text())
+    run = {k: fields_.pop(k) for k in RUN_FIELDS if k in fields_}
+    if "betas" in fields_:
+        fields_["betas"] = tuple(fields_["betas"])
+    return PretrainConfig(**fields_), run
+
+
+def write_run_file(path: str | os.PathLike, config: PretrainConfig, **run: Any) -> Path:
+    unknown = set(run) - set(RUN_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown run fields {sorted(unknown)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {**asdict(config), **{k: str(v) if isinstance(v, os.PathLike) else v for k, v in run.items()}}
+    path.write_text(json.dumps(body, indent=2))
+    return path
+
+
+def _die_with_launcher() -> None:
+    # Under torchrun each rank runs in its own session; if the launcher is SIGKILLed, nothing would stop the
+    # ranks, and orphans would keep writing checkpoints a rerun is reading. Linux: die with the parent.
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
+def _open_pipes():
+    """The Dagster Pipes context when Dagster launched this process (and dagster-pipes is installed), else None."""
+    try:
+        from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
+    except ImportError:
+        return None
+    if not PipesEnvVarParamsLoader().is_dagster_pipes_process():
+        return None
+    return open_dagster_pipes()
+
+
+def pipes_metadata(result: PretrainResult) -> dict[str, Any]:
+    """Scalar metrics of a finished run, as reported to Dagster (and stored with the model)."""
+    return {
+        "final_loss": round(result.final_loss, 4), "parameters": result.n_params, "tokens_seen": result.tokens_seen,
+        "tokens_per_s": round(result.tokens_per_s, 1), "flops_per_token": result.flops_per_token,
+        "mfu": round(result.mfu, 5), "mfu_formula": MFU_FORMULA,
+        "peak_memory_mb": round(result.peak_memory_bytes / 2**20, 1), "wall_time_s": round(result.wall_time_s, 1),
+        "device": result.device, "world_size": result.config.get("world_size", 1),
+        "resumed_from_step": result.config.get("resumed_from_step", 0),
+    }
+
+
+MFU_FORMULA = "(6*N + 12*L*H*Q*T) * tokens/s / (world_size * peak FLOP/s per device)  (PaLM app. B)"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `torchrun --nproc-per-node N -m training.pretrain RUN.json` (or plain `python -m ...`).
+
+    RUN.json holds PretrainConfig fields plus data_dir, out_dir, tokenizer_dir | init_model_dir,
+    replay_data_dir, replay_ratio and checkpoint_dir; flags override it. Every rank trains; rank 0 alone
+    prints one JSON line per log step and, when Dagster launched the job through Pipes, streams the same
+    metrics to the run's logs and reports the asset materialization (two ranks opening Pipes would
+    interleave two message streams into one run).
     """
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
-    parser.add_argument("--config", help="JSON file with PretrainConfig fields")
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--tokenizer-dir")
-    parser.add_argument("--init-model-dir")
-    parser.add_argument("--replay-data-dir")
-    parser.add_argument("--replay-ratio", type=float, default=0.0)
+    parser.add_argument("run_file", nargs="?", help="JSON run file (PretrainConfig fields + paths)")
+    parser.add_argument("--config", help="JSON file with PretrainConfig fields (older form)")
+    for name in RUN_FIELDS:
+        parser.add_argument("--" + name.replace("_", "-"), type=float if name == "replay_ratio" else str)
     args = parser.parse_args(argv)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise SystemExit("training.pretrain runs on one process; multi-rank (DDP) training is not implemented")
-    fields_ = json.loads(Path(args.config).read_text()) if args.config else {}
-    if "betas" in fields_:
-        fields_["betas"] = tuple(fields_["betas"])
-    result = pretrain(
-        PretrainConfig(**fields_), args.data_dir, args.out_dir, tokenizer_dir=args.tokenizer_dir,
-        init_model_dir=args.init_model_dir, replay_data_dir=args.replay_data_dir, replay_ratio=args.replay_ratio,
-        log_fn=lambda step, metrics: print(json.dumps({"step": step, **metrics}), flush=True),
-    )
-    summary = {k: v for k, v in result.to_dict().items() if k != "loss_curve"}
-    print(json.dumps({"result": summary}), flush=True)
+    config, run = load_run_file(args.run_file or args.config) if (args.run_file or args.config) else (PretrainConfig(), {})
+    run.update({k: v for k in RUN_FIELDS if (v := getattr(args, k)) is not None})
+    if "data_dir" not in run or "out_dir" not in run:
+        parser.error("data_dir and out_dir are required (in the run file or as flags)")
+
+    env = init_distributed(config.backend)
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        _die_with_launcher()
+    pipes = _open_pipes() if env.is_main else None
+    try:
+        def log(step: int, metrics: dict[str, float]) -> None:
+            print(json.dumps({"step": step, **metrics}), flush=True)
+            if pipes is not None:
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+                pipes.log.info(f"step {step}/{config.max_steps}: {shown}")
+
+        result = pretrain(config, log_fn=log, **run)
+        if env.is_main:
+            summary = {k: v for k, v in result.to_dict().items() if k not in ("loss_curve", "log_history")}
+            print(json.dumps({"result": summary}), flush=True)
+            if pipes is not None:
+                pipes.report_asset_materialization(metadata={**pipes_metadata(result), "path": {
+                    "raw_value": str(run["out_dir"]), "type": "path"}})
+    finally:
+        if pipes is not None:
+            pipes.close()
+        destroy_distributed()
 
 
 if __name__ == "__main__":
