@@ -27,7 +27,11 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	cp pipelines/dagster.yaml $@
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m pipelines.demo --profile demo 2>&1 | tee $(MODELWORKS_HOME).demo.log | grep -E '^\[modelworks|^stage|^-----|^(base|dapt|sft|dpo|chance) |^Benchmark|^report:|Error|error' || (echo "demo failed; full log: $(MODELWORKS_HOME).demo.log"; exit 1)
+	@mkdir -p $(MODELWORKS_HOME)
+	@echo "full log: $(MODELWORKS_HOME)/demo.log"
+	@set -o pipefail; $(PY) -m pipelines.demo --profile demo 2>&1 | tee $(MODELWORKS_HOME)/demo.log \
+	  | grep --line-buffered -E '^\[modelworks|^stage|^-----|^(base|dapt|sft|dpo|chance) |^Benchmark|^report:' \
+	  || (echo "demo failed; see $(MODELWORKS_HOME)/demo.log"; tail -30 $(MODELWORKS_HOME)/demo.log; exit 1)
 
 test: install
 	$(PY) -m pytest -q tests
