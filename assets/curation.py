@@ -2,26 +2,35 @@
 
 import dagster as dg
 import pyarrow as pa
+from pydantic import Field
 import pyarrow.parquet as pq
 
 from assets.ingest import crawl_shard
 from assets.partitions import crawl_shard_partitions
 from curation.demo_crawl import load_truth
 from curation.pii import find_pii
+from curation.extract import ExtractionSettings
+from curation.filters import default_filters
 from curation.pipeline import CurationConfig, curate_shard
-from curation.tables import write_parquet_atomic
 from curation.truth import score_curation, score_pii
 from pipelines.resources import ModelworksStorage
 
 
 class CuratedPagesConfig(dg.Config):
-    languages: list[str] = ["en"]
+    languages: list[str] = Field(default=["en"], description='Language codes to keep ("*" keeps all).')
     min_lang_score: float = 0.65
     max_page_bytes: int = 2_000_000
     blocked_domains: list[str] = []
+    blocked_url_words: list[str] = []
+    filter_thresholds: dict[str, dict[str, float]] = Field(
+        default={}, description='Overrides of published defaults, e.g. {"gopher_quality": {"min_doc_words": 30}}; '
+                                "filters: gopher_repetition, gopher_quality, c4_quality, fineweb_quality.")
+    extraction_mode: str = Field(default="fast_then_full", description="fast_then_full, fast or full (trafilatura default).")
+    extract_time_limit_s: float = 5.0
+    workers: int = Field(default=0, description="Processes for the pages of one shard; 0 = every core.")
 
 
-@dg.asset(partitions_def=crawl_shard_partitions, group_name="curation", code_version="1", deps=[crawl_shard],
+@dg.asset(partitions_def=crawl_shard_partitions, group_name="curation", code_version="2", deps=[crawl_shard],
           kinds={"parquet"},
           description="Main text of every English, good-quality page of a shard, PII-redacted; dropped pages "
                       "are kept beside (curated_pages_dropped/) with their reason.")
@@ -30,32 +39,42 @@ def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
     shard = context.partition_key
     raw = next(storage.path("raw", "crawl").glob(f"{shard}.*"))
     cfg = CurationConfig(languages=tuple(config.languages), min_lang_score=config.min_lang_score,
-                         max_page_bytes=config.max_page_bytes, blocked_domains=tuple(config.blocked_domains))
+                         max_page_bytes=config.max_page_bytes, blocked_domains=tuple(config.blocked_domains),
+                         blocked_url_words=tuple(config.blocked_url_words),
+                         filters=default_filters(config.filter_thresholds),
+                         extraction=ExtractionSettings(mode=config.extraction_mode,
+                                                       time_limit_s=config.extract_time_limit_s),
+                         workers=config.workers)
     context.log.info(f"curating {raw}")
-    result = curate_shard(raw, cfg, shard)
-    kept_path = write_parquet_atomic(result.kept, storage.table_dir("curated_pages", shard) / "pages.parquet")
-    dropped_path = write_parquet_atomic(result.dropped,
-                                        storage.table_dir("curated_pages_dropped", shard) / "pages.parquet")
+    # Rows stream straight into the partition's files (written beside, renamed at the end).
+    result = curate_shard(raw, cfg, shard,
+                          kept_path=storage.table_dir("curated_pages", shard) / "pages.parquet",
+                          dropped_path=storage.table_dir("curated_pages_dropped", shard) / "pages.parquet")
     s = result.stats
+    n_kept, n_dropped = s["kept"], s["dropped"]
     metadata = {
-        "rows_in": s.get("records_read", result.kept.num_rows + result.dropped.num_rows),
-        "rows_kept": result.kept.num_rows,
-        "rows_dropped": result.dropped.num_rows,
-        "keep_rate": round(result.kept.num_rows / max(1, result.kept.num_rows + result.dropped.num_rows), 4),
-        "drop_reasons": dg.MetadataValue.json(s.get("dropped_by_reason", {})),
-        "skipped_records": dg.MetadataValue.json(s.get("skipped_by_reason", {})),
-        "pii_redacted": dg.MetadataValue.json(s.get("pii_by_kind", {})),
-        "docs_per_s": s.get("docs_per_s"),
-        "seconds_per_stage": dg.MetadataValue.json(s.get("seconds_per_stage", {})),
-        "path": dg.MetadataValue.path(str(kept_path)),
-        "dropped_path": dg.MetadataValue.path(str(dropped_path)),
+        "rows_in": s["records_read"],
+        "rows_kept": n_kept,
+        "rows_dropped": n_dropped,
+        "keep_rate": round(n_kept / max(1, n_kept + n_dropped), 4),
+        "drop_reasons": dg.MetadataValue.json(s["dropped_by_reason"]),
+        "drops_by_filter": dg.MetadataValue.json(s["dropped_by_filter"]),
+        "skipped_records": dg.MetadataValue.json(s["skipped_by_reason"]),
+        "pii_redacted": dg.MetadataValue.json(s["pii_by_kind"]),
+        "extract_timeouts": s["extract_timeouts"],
+        "workers": s["workers"],
+        "docs_per_s": s["docs_per_s"],
+        "seconds_per_stage": dg.MetadataValue.json(s["seconds_per_stage"]),
+        "path": dg.MetadataValue.path(str(result.kept_path)),
+        "dropped_path": dg.MetadataValue.path(str(result.dropped_path)),
     }
     truth = [t for t in _truth(storage) if t["shard"] == shard]
     if truth:  # the demo crawl knows every page's fate: report precision/recall against it
-        kept_urls = set(result.kept.column("url").to_pylist())
+        kept = pq.read_table(result.kept_path, columns=["url", "text"])
+        kept_urls = set(kept.column("url").to_pylist())
         metadata["vs_ground_truth"] = dg.MetadataValue.json(score_curation(kept_urls, truth))
         metadata["planted_pii"] = dg.MetadataValue.json(
-            score_pii(result.kept.column("text").to_pylist(), truth, kept_urls))
+            score_pii(kept.column("text").to_pylist(), truth, kept_urls))
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -1,22 +1,35 @@
-"""Curate one WARC shard: read, extract, identify language, filter, redact PII; kept and dropped tables."""
+"""Curate one shard: read, extract, identify language, filter, redact PII; kept and dropped Parquet tables.
+
+Streaming end to end: the main process reads records and hands batches of `batch_docs` pages to a
+pool of worker processes (spawn-safe; at most 2 batches per worker in flight), and appends the
+finished rows, in input order, to two Parquet files written beside their targets and renamed
+into place at the end. Memory therefore depends on the batch size, never on the shard's size.
+"""
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
+import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from curation.extract import extract_main_text
-from curation.filters import DocFilter, URLBlocklistFilter, apply_filters, default_filters, split_words
+from curation.extract import ExtractionSettings, ExtractionTimeout, extract_main_text
+from curation.filters import DocFilter, TextView, URLBlocklistFilter, default_filters, filter_signals
 from curation.langid import detect_language
 from curation.pii import redact_pii
-from curation.warc import DEFAULT_MAX_PAGE_BYTES, ReadStats, iter_warc_documents
+from curation.readers import iter_documents
+from curation.warc import DEFAULT_MAX_PAGE_BYTES, ReadStats
 
-KEPT_SCHEMA = pa.schema(
+BASE_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
         ("url", pa.string()),
@@ -28,13 +41,19 @@ KEPT_SCHEMA = pa.schema(
         ("pii_count", pa.int64()),
     ]
 )
-DROPPED_SCHEMA = KEPT_SCHEMA.append(pa.field("drop_reason", pa.string()))
 STAGES = ("read", "extract", "langid", "filter", "pii")
+# Below this many timeouts a shard is never failed for them; above it, more than
+# `CurationConfig.max_timeout_frac` of pages timing out means a systemic problem, not slow pages.
+_MIN_PAGES_FOR_TIMEOUT_CHECK = 20
 
 
 @dataclass
 class CurationConfig:
-    """Per-shard curation settings; `filters` run in order after language id."""
+    """Per-shard curation settings; `filters` run in order after language id.
+
+    languages: language codes to keep ("*" keeps every language). workers: processes for the pages
+    of one shard (0 = every core; 1 = in this process).
+    """
 
     languages: tuple[str, ...] = ("en",)
     min_lang_score: float = 0.65
@@ -42,13 +61,34 @@ class CurationConfig:
     filters: tuple[DocFilter, ...] = field(default_factory=default_filters)
     blocked_domains: tuple[str, ...] = ()
     blocked_url_words: tuple[str, ...] = ()
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
+    workers: int = 0
+    batch_docs: int = 64
+    row_group_rows: int = 2000
+    max_timeout_frac: float = 0.5
+
+    def filter_chain(self) -> tuple[DocFilter, ...]:
+        chain: Sequence[DocFilter] = tuple(self.filters)
+        if self.blocked_domains or self.blocked_url_words:
+            # URLs are cheapest to judge and need no text, so the blocklist goes first.
+            chain = (URLBlocklistFilter(self.blocked_domains, self.blocked_url_words), *chain)
+        return tuple(chain)
 
 
-@dataclass
-class CurationResult:
-    kept: pa.Table
-    dropped: pa.Table
-    stats: dict
+def signal_columns(filters: Iterable[DocFilter]) -> list[str]:
+    """Column names of the filter signals: "<filter>_<signal>", e.g. "gopher_quality_stop_words"."""
+    return [f"{f.name}_{s}" for f in filters for s in f.signal_names()]
+
+
+def table_schemas(config: CurationConfig) -> tuple[pa.Schema, pa.Schema]:
+    """(kept, dropped) schemas: the base columns, every filter signal, and drop_reason for dropped rows."""
+    schema = BASE_SCHEMA
+    for name in signal_columns(config.filter_chain()):
+        schema = schema.append(pa.field(name, pa.float64()))
+    return schema, schema.append(pa.field("drop_reason", pa.string()))
+
+
+KEPT_SCHEMA, DROPPED_SCHEMA = table_schemas(CurationConfig())
 
 
 def document_id(record_id: str, url: str) -> str:
@@ -56,102 +96,282 @@ def document_id(record_id: str, url: str) -> str:
     return hashlib.sha1((record_id or url).encode("utf-8")).hexdigest()
 
 
-def _columns(schema: pa.Schema) -> dict[str, list]:
-    return {name: [] for name in schema.names}
+@dataclass
+class CurationResult:
+    kept_path: Path
+    dropped_path: Path
+    stats: dict
+
+    @property
+    def kept(self) -> pa.Table:
+        return pq.read_table(self.kept_path)
+
+    @property
+    def dropped(self) -> pa.Table:
+        return pq.read_table(self.dropped_path)
 
 
-def curate_shard(warc_path: str | os.PathLike, config: CurationConfig, shard: str) -> CurationResult:
-    """Stream `warc_path` through extract -> langid -> filters -> PII redaction.
+@dataclass
+class _BatchResult:
+    rows: list[dict]
+    dropped_by: Counter
+    pii_kept: Counter
+    pii_dropped: Counter
+    seconds: dict
+    extracted: int
+    timeouts: int
+    attempted: int
 
-    Drop reasons: "no_text" (extractor found nothing), "lang:<code>" (not a wanted language),
-    "lang_score:<code>" (wanted language below `min_lang_score`), or the failing filter's
-    "<filter>:<rule>". Text is PII-redacted in both tables, so the sidecar leaks nothing either.
-    """
-    read_stats = ReadStats()
-    seconds = dict.fromkeys(STAGES, 0.0)
-    dropped_by: Counter[str] = Counter()
-    pii_counts: Counter[str] = Counter()
-    pii_counts_dropped: Counter[str] = Counter()
-    kept, dropped = _columns(KEPT_SCHEMA), _columns(DROPPED_SCHEMA)
-    filters: Sequence[DocFilter] = tuple(config.filters)
-    if config.blocked_domains or config.blocked_url_words:
-        # URLs are cheapest to judge and need no text, so the blocklist goes first.
-        filters = (URLBlocklistFilter(config.blocked_domains, config.blocked_url_words), *filters)
-    wanted = set(config.languages)
-    extracted = 0
-    started = time.perf_counter()
 
-    docs = iter_warc_documents(warc_path, read_stats, max_page_bytes=config.max_page_bytes)
-    while True:
+class _Curator:
+    """Everything after reading, for one batch of documents; lives once per worker process."""
+
+    def __init__(self, config: CurationConfig, shard: str) -> None:
+        self.config, self.shard = config, shard
+        self.filters = config.filter_chain()
+        self.columns = signal_columns(self.filters)
+        self.wanted = set(config.languages)
+
+    def curate_batch(self, docs: list[dict]) -> _BatchResult:
+        seconds = dict.fromkeys(STAGES, 0.0)
+        out = _BatchResult([], Counter(), Counter(), Counter(), seconds, 0, 0, 0)
+        for doc in docs:
+            try:
+                out.rows.append(self._curate(doc, out))
+            except Exception as exc:  # fail loudly, but say which page
+                raise RuntimeError(f"curating {doc.get('url')!r} ({doc.get('record_id')}) failed: {exc!r}") from exc
+        return out
+
+    def _curate(self, doc: dict, out: _BatchResult) -> dict:
+        seconds = out.seconds
         t0 = time.perf_counter()
-        doc = next(docs, None)
-        t1 = time.perf_counter()
-        seconds["read"] += t1 - t0
-        if doc is None:
-            break
-        text = extract_main_text(doc["html"], doc["url"])
-        t2 = time.perf_counter()
-        seconds["extract"] += t2 - t1
         reason: str | None = None
-        lang, lang_score = "", 0.0
+        text = doc.get("text")
         if text is None:
+            out.attempted += 1
+            try:
+                text = extract_main_text(doc["html"], doc["url"], self.config.extraction)
+            except ExtractionTimeout:
+                out.timeouts += 1
+                reason, text = "extract_timeout", ""
+        t1 = time.perf_counter()
+        seconds["extract"] += t1 - t0
+        lang, lang_score = "", 0.0
+        signals: dict[str, float] = {}
+        view: TextView | None = None
+        if reason is not None:
+            pass
+        elif not text:
             reason, text = "no_text", ""
         else:
-            extracted += 1
+            out.extracted += 1
             lang, lang_score = detect_language(text)
-            t3 = time.perf_counter()
-            seconds["langid"] += t3 - t2
-            if lang not in wanted:
+            t2 = time.perf_counter()
+            seconds["langid"] += t2 - t1
+            if "*" not in self.wanted and lang not in self.wanted:
                 reason = f"lang:{lang}"
-            elif lang_score < config.min_lang_score:
+            elif lang_score < self.config.min_lang_score:
                 reason = f"lang_score:{lang}"
             else:
-                _, reason = apply_filters(text, lang, doc["url"], filters)
-                seconds["filter"] += time.perf_counter() - t3
-        t4 = time.perf_counter()
+                view = TextView(text, lang)
+                reason, signals = filter_signals(view, lang, doc["url"], self.filters)
+            seconds["filter"] += time.perf_counter() - t2
+        t3 = time.perf_counter()
         redacted, found = redact_pii(text)
-        seconds["pii"] += time.perf_counter() - t4
+        seconds["pii"] += time.perf_counter() - t3
         row = {
             "id": document_id(doc["record_id"], doc["url"]),
             "url": doc["url"],
-            "shard": shard,
+            "shard": self.shard,
             "text": redacted,
             "lang": lang,
             "lang_score": lang_score,
-            "n_words": len(split_words(text)),
+            "n_words": len((view or TextView(text, lang)).words),
             "pii_count": sum(found.values()),
+            "drop_reason": reason,
         }
+        for key, value in signals.items():
+            row[key.replace(".", "_", 1)] = value
         if reason is None:
-            pii_counts.update(found)
-            target = kept
+            out.pii_kept.update(found)
         else:
-            dropped_by[reason] += 1
-            pii_counts_dropped.update(found)
-            row["drop_reason"] = reason
-            target = dropped
-        for name, value in row.items():
-            target[name].append(value)
+            out.dropped_by[reason] += 1
+            out.pii_dropped.update(found)
+        return row
 
+
+_WORKER_CURATOR: _Curator | None = None
+
+
+def _init_worker(config: CurationConfig, shard: str) -> None:
+    global _WORKER_CURATOR
+    _WORKER_CURATOR = _Curator(config, shard)
+    detect_language("warm up the language model once per worker")
+
+
+def _worker_curate_batch(docs: list[dict]) -> _BatchResult:
+    assert _WORKER_CURATOR is not None, "worker not initialised"
+    return _WORKER_CURATOR.curate_batch(docs)
+
+
+class _ParquetSink:
+    """Append rows to a Parquet file in row groups; the file appears at `path` only on `commit`."""
+
+    def __init__(self, path: Path, schema: pa.Schema, row_group_rows: int) -> None:
+        self.path, self.schema, self.row_group_rows = path, schema, row_group_rows
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o644)
+        self.tmp = Path(tmp)
+        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        self.buffer: list[dict] = []
+        self.rows = 0
+
+    def append(self, row: dict) -> None:
+        self.buffer.append(row)
+        if len(self.buffer) >= self.row_group_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.writer.write_table(pa.Table.from_pylist(self.buffer, schema=self.schema))
+            self.rows += len(self.buffer)
+            self.buffer = []
+
+    def commit(self) -> Path:
+        self.flush()
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _batches(docs: Iterator[dict], size: int, read_seconds: list[float]) -> Iterator[list[dict]]:
+    while True:
+        t0 = time.perf_counter()
+        batch = list(islice(docs, size))
+        read_seconds[0] += time.perf_counter() - t0
+        if not batch:
+            return
+        yield batch
+
+
+def _resolve_workers(workers: int) -> int:
+    return max(1, workers if workers > 0 else (os.cpu_count() or 1))
+
+
+def _curated_batches(batches: Iterator[list[dict]], config: CurationConfig, shard: str) -> Iterator[_BatchResult]:
+    """Curate batches in input order: in this process, or on a pool with bounded work in flight."""
+    workers = _resolve_workers(config.workers)
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    if workers == 1 or second is None:  # one batch is not worth starting processes for
+        curator = _Curator(config, shard)
+        for batch in (first, *([second] if second else [])):
+            yield curator.curate_batch(batch)
+        for batch in batches:
+            yield curator.curate_batch(batch)
+        return
+    ctx = multiprocessing.get_context("spawn")  # fork is unsafe with threads (Dagster, pyarrow) around
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(config, shard)) as pool:
+        in_flight: deque[Future] = deque()
+        for batch in (first, second):
+            in_flight.append(pool.submit(_worker_curate_batch, batch))
+        for batch in batches:
+            if len(in_flight) >= 2 * workers:
+                yield in_flight.popleft().result()
+            in_flight.append(pool.submit(_worker_curate_batch, batch))
+        while in_flight:
+            yield in_flight.popleft().result()
+
+
+def curate_shard(source: str | os.PathLike, config: CurationConfig, shard: str,
+                 kept_path: str | os.PathLike | None = None,
+                 dropped_path: str | os.PathLike | None = None) -> CurationResult:
+    """Stream `source` (WARC/ARC, JSONL, Parquet or a datasets folder) through the whole chain.
+
+    Drop reasons: "no_text" (extractor found nothing), "extract_timeout", "lang:<code>" (not a
+    wanted language), "lang_score:<code>" (wanted language below `min_lang_score`), or the first
+    failing filter's "<filter>:<rule>". Every row carries all filter signals ("<filter>_<signal>"
+    columns; null where the page never reached the filters), so each decision can be re-derived.
+    Text is PII-redacted in both tables, so the sidecar leaks nothing either.
+    Outputs go to `kept_path` / `dropped_path` (default: a fresh temporary folder).
+    """
+    if kept_path is None or dropped_path is None:
+        out_dir = Path(tempfile.mkdtemp(prefix=f"curated-{shard}-"))
+        kept_path = kept_path or out_dir / "kept.parquet"
+        dropped_path = dropped_path or out_dir / "dropped.parquet"
+    kept_schema, dropped_schema = table_schemas(config)
+    read_stats = ReadStats()
+    read_seconds = [0.0]
+    seconds = dict.fromkeys(STAGES, 0.0)
+    dropped_by: Counter[str] = Counter()
+    pii_kept: Counter[str] = Counter()
+    pii_dropped: Counter[str] = Counter()
+    extracted = timeouts = attempted = 0
+    started = time.perf_counter()
+
+    kept_sink = _ParquetSink(Path(kept_path), kept_schema, config.row_group_rows)
+    dropped_sink = _ParquetSink(Path(dropped_path), dropped_schema, config.row_group_rows)
+    try:
+        docs = iter_documents(source, read_stats, max_page_bytes=config.max_page_bytes)
+        for result in _curated_batches(_batches(docs, config.batch_docs, read_seconds), config, shard):
+            for row in result.rows:
+                if row["drop_reason"] is None:
+                    del row["drop_reason"]
+                    kept_sink.append(row)
+                else:
+                    dropped_sink.append(row)
+            dropped_by.update(result.dropped_by)
+            pii_kept.update(result.pii_kept)
+            pii_dropped.update(result.pii_dropped)
+            for stage, value in result.seconds.items():
+                seconds[stage] += value
+            extracted += result.extracted
+            timeouts += result.timeouts
+            attempted += result.attempted
+            if timeouts >= _MIN_PAGES_FOR_TIMEOUT_CHECK and timeouts > config.max_timeout_frac * attempted:
+                raise RuntimeError(
+                    f"{timeouts} of {attempted} pages hit the {config.extraction.time_limit_s}s extraction "
+                    "limit: that is not slow pages but a broken setup or an overloaded machine")
+        kept_sink.commit()
+        dropped_sink.commit()
+    except BaseException:
+        kept_sink.abort()
+        dropped_sink.abort()
+        raise
+
+    seconds["read"] = read_seconds[0]
     elapsed = time.perf_counter() - started
-    n_kept = len(kept["id"])
+    by_filter: Counter[str] = Counter()
+    for reason, n in dropped_by.items():
+        by_filter[reason.split(":", 1)[0]] += n
     stats = {
         "shard": shard,
         "records_read": read_stats.records,
         "documents_read": read_stats.yielded,
         "skipped_by_reason": dict(sorted(read_stats.skipped.items())),
         "extracted": extracted,
+        "extract_timeouts": timeouts,
         "dropped_by_reason": dict(sorted(dropped_by.items())),
-        "dropped": sum(dropped_by.values()),
-        "kept": n_kept,
-        # PII found in kept documents only: that is what would have reached training.
-        "pii_counts": dict(sorted(pii_counts.items())),
-        "pii_counts_dropped": dict(sorted(pii_counts_dropped.items())),
+        "dropped_by_filter": dict(sorted(by_filter.items())),
+        "dropped": dropped_sink.rows,
+        "kept": kept_sink.rows,
+        # PII found in kept documents: what would have reached training without redaction.
+        "pii_by_kind": dict(sorted(pii_kept.items())),
+        "pii_by_kind_dropped": dict(sorted(pii_dropped.items())),
         "seconds_per_stage": {k: round(v, 4) for k, v in seconds.items()},
         "seconds_total": round(elapsed, 4),
+        "workers": _resolve_workers(config.workers),
         "docs_per_s": round(read_stats.yielded / elapsed, 2) if elapsed > 0 else 0.0,
     }
-    return CurationResult(
-        kept=pa.Table.from_pydict(kept, schema=KEPT_SCHEMA),
-        dropped=pa.Table.from_pydict(dropped, schema=DROPPED_SCHEMA),
-        stats=stats,
-    )
+    return CurationResult(kept_path=Path(kept_path), dropped_path=Path(dropped_path), stats=stats)

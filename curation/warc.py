@@ -1,4 +1,4 @@
-"""Stream HTML documents out of WARC / WARC.gz shards, counting every record that is skipped and why."""
+"""Stream HTML documents out of WARC and ARC shards (gzipped or not), counting every record skipped and why."""
 from __future__ import annotations
 
 import codecs
@@ -16,7 +16,10 @@ from warcio.exceptions import ArchiveLoadFailed
 DEFAULT_MAX_PAGE_BYTES = 2_000_000
 # Bytes inspected to decide whether a body is binary; a NUL in the first few KiB is decisive.
 _SNIFF_BYTES = 4096
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+# A page whose decoded text is more than this fraction U+FFFD was not in the encoding it claimed.
+MAX_REPLACEMENT_CHAR_FRAC = 0.1
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
 # What a broken gzip member or a cut-off WARC looks like from inside warcio.
 _CORRUPT_ERRORS = (ArchiveLoadFailed, EOFError, zlib.error, OSError, ValueError)
@@ -73,7 +76,7 @@ def _looks_binary(body: bytes) -> bool:
     if b"\x00" in head:
         return True
     # Control characters other than tab/newline/CR/form feed are rare in any text encoding.
-    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return controls > 0.05 * max(len(head), 1)
 
 
@@ -96,7 +99,16 @@ def decode_html(body: bytes, content_type: str = "") -> str:
                 codec = None
             # cp1252 decodes every byte, so it is the last resort rather than latin-1's mojibake.
             codec = codec or "cp1252"
-    return body.decode(codec, errors="replace")
+    try:
+        return body.decode(codec, errors="replace")
+    except (LookupError, UnicodeError, TypeError):
+        # A declared codec that is not a text encoding ("rot13", "idna", ...): the bytes decide.
+        return body.decode("utf-8", errors="replace")
+
+
+def _badly_decoded(html: str) -> bool:
+    bad = html.count("\ufffd")
+    return bad > 0 and bad > MAX_REPLACEMENT_CHAR_FRAC * len(html)
 
 
 def iter_warc_documents(
@@ -106,19 +118,21 @@ def iter_warc_documents(
 ) -> Iterator[dict]:
     """Yield {"record_id", "url", "date", "html"} for every HTML response record, one at a time.
 
-    Skips are counted in `stats.skipped` by reason: "non_html", "empty_body", "binary_body",
-    "malformed_record" (no parseable WARC header) and "corrupt_archive" (a truncated or
+    Reads WARC and ARC (warcio converts ARC records to WARC on the fly), gzipped or not, from a
+    local path or an fsspec URL. Skips are counted in `stats.skipped` by reason: "non_html", "empty_body", "binary_body",
+    "malformed_record" (no parseable WARC header), "invalid_encoding" (mostly undecodable bytes) and "corrupt_archive" (a truncated or
     corrupt gzip member: the rest of the shard is unreadable, so reading stops there).
     Oversized bodies are cut to `max_page_bytes`, still yielded, and counted as "oversized_cut".
     """
     with _open_binary(path) as raw:
-        records = iter(ArchiveIterator(raw))
+        records = iter(ArchiveIterator(raw, arc2warc=True))
         while True:
             try:
                 record = next(records)
             except StopIteration:
                 return
-            except _CORRUPT_ERRORS:
+            except (*_CORRUPT_ERRORS, KeyError, IndexError, TypeError, AttributeError):
+                # warcio meets a header it cannot parse; nothing after it can be located reliably.
                 stats.skipped["corrupt_archive"] += 1
                 return
             if record.rec_type is None:
@@ -130,6 +144,8 @@ def iter_warc_documents(
             stats.records += 1
             http = record.http_headers
             content_type = (http.get_header("Content-Type") or "") if http is not None else ""
+            if http is None and record.rec_headers.get_header("Content-Type", "").startswith("text/html"):
+                content_type = record.rec_headers.get_header("Content-Type")  # ARC: no HTTP block parsed
             mime = content_type.split(";")[0].strip().lower()
             if mime and mime not in _HTML_TYPES:
                 stats.skipped["non_html"] += 1
@@ -157,11 +173,15 @@ def iter_warc_documents(
             if len(body) > max_page_bytes:
                 body = body[:max_page_bytes]
                 stats.skipped["oversized_cut"] += 1
+            html = decode_html(body, content_type)
+            if _badly_decoded(html):
+                stats.skipped["invalid_encoding"] += 1
+                continue
             headers = record.rec_headers
             stats.yielded += 1
             yield {
                 "record_id": headers.get_header("WARC-Record-ID") or "",
                 "url": headers.get_header("WARC-Target-URI") or "",
                 "date": headers.get_header("WARC-Date") or "",
-                "html": decode_html(body, content_type),
+                "html": html,
             }

@@ -14,10 +14,12 @@ from warcio.warcwriter import WARCWriter
 
 from curation.decontam import contaminated, find_contaminated, ngram_index
 from curation.dedup import (
+    EMPTY_HASH,
     exact_duplicate_mask,
     minhash_signatures,
     near_duplicate_clusters,
     normalize_for_dedup,
+    shingle_hashes,
     shingles,
 )
 from curation.domain import DEFAULT_DOMAIN_THRESHOLD, domain_similarity, select_domain
@@ -274,7 +276,8 @@ def test_curate_shard_keeps_clean_english_and_explains_every_drop(tmp_path):
             ("https://a.example/random", page(words_page(rng, 200)).encode(), HTML),
         ],
     )
-    result = curate_shard(shard, CurationConfig(), shard="s")
+    result = curate_shard(shard, CurationConfig(workers=1), shard="s",
+                          kept_path=tmp_path / "kept.parquet", dropped_path=tmp_path / "dropped.parquet")
 
     assert result.kept.schema == KEPT_SCHEMA and result.dropped.schema == DROPPED_SCHEMA
     kept = result.kept.to_pylist()
@@ -292,10 +295,12 @@ def test_curate_shard_keeps_clean_english_and_explains_every_drop(tmp_path):
     stats = result.stats
     assert stats["records_read"] == 8 and stats["skipped_by_reason"] == {"non_html": 1}
     assert stats["kept"] == len(kept) and stats["dropped"] == len(dropped)
-    assert stats["pii_counts"] == {"email": 1, "phone": 1}
+    assert stats["pii_by_kind"] == {"email": 1, "phone": 1}
     assert set(stats["seconds_per_stage"]) == {"read", "extract", "langid", "filter", "pii"}
     # ids are stable: the same shard curated twice gives the same rows
-    assert curate_shard(shard, CurationConfig(), shard="s").kept.equals(result.kept)
+    again = curate_shard(shard, CurationConfig(workers=1), shard="s", kept_path=tmp_path / "k2.parquet",
+                         dropped_path=tmp_path / "d2.parquet")
+    assert again.kept.equals(result.kept)
 
 
 # --- dedup ------------------------------------------------------------------------------------
@@ -313,21 +318,26 @@ def test_exact_duplicates_keep_smallest_id_in_any_order():
     assert normalize_for_dedup("Ｆｕｌｌ-width  TEXT!") == "full width text"
 
 
-def test_minhash_signatures_equal_datasketch():
-    from datasketch import MinHash
-
+def test_minhash_signatures_estimate_the_jaccard_of_the_reference_shingles():
     rng = random.Random(1)
-    texts = [" ".join(words_page(rng, 120)), "only four words here", "", " ".join(ARTICLE_DE)]
+    base = words_page(rng, 300)
+    texts = [" ".join(base), "only four words here", "", " ".join(ARTICLE_DE)]
+    for k in (2, 8, 20):  # k edited words: true Jaccard about 0.94, 0.77, 0.55
+        edited = " ".join(base).split()
+        for i in random.Random(k).sample(range(len(edited)), k):
+            edited[i] = f"edit{i}"
+        texts.append(" ".join(edited))
     sigs = minhash_signatures(texts, num_perm=112, ngram=5, seed=1)
-    assert sigs.shape == (4, 112) and sigs.dtype == np.uint64
-    for text, sig in zip(texts, sigs):
-        try:
-            mh = MinHash(num_perm=112, seed=1, scheme="legacy")
-        except TypeError:  # datasketch < 2.0 has only the legacy scheme
-            mh = MinHash(num_perm=112, seed=1)
-        for s in shingles(text, 5):
-            mh.update(s.encode("utf-8"))
-        np.testing.assert_array_equal(sig, mh.hashvalues)
+    assert sigs.shape == (7, 112) and sigs.dtype == np.uint64
+    np.testing.assert_array_equal(sigs, minhash_signatures(texts, num_perm=112, ngram=5, seed=1))
+    assert (sigs[2] == EMPTY_HASH).all() and (sigs[[0, 1, 3]] < EMPTY_HASH).all()
+    # The fast path hashes exactly the reference shingle sets (same sizes: same sets, no collision)...
+    assert [len(h) for h in shingle_hashes(texts)] == [len(shingles(t)) for t in texts]
+    # ...and the signatures estimate their Jaccard (112 permutations: sd <= 0.05).
+    for j in (4, 5, 6):
+        a, b = shingles(texts[0]), shingles(texts[j])
+        true_j = len(a & b) / len(a | b)
+        assert abs(np.mean(sigs[0] == sigs[j]) - true_j) < 0.15, (j, true_j)
 
 
 def _near_dup_corpus():
