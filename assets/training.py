@@ -1,7 +1,11 @@
 """Training group: tokenizer, packed token shards, base pretraining, DAPT, SFT and DPO."""
 
 import json
+import os
+import shutil
+import sys
 import time
+from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -76,6 +80,14 @@ class PretrainAssetConfig(dg.Config):
     warmup_steps: int = 20
     schedule: str = "cosine"
     seed: int = 0
+    # torchrun: processes per node (GPUs, or CPU processes with gloo), nodes, and how ranks are split
+    nproc_per_node: int = P.nproc_per_node
+    nnodes: int = 1
+    rdzv_endpoint: str = ""  # host:port of the c10d rendezvous when nnodes > 1
+    parallelism: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard)
+    compile: bool = False
+    checkpoint_every: int = P.checkpoint_every
+    keep_checkpoints: int = 2
 
 
 class DaptAssetConfig(PretrainAssetConfig):
@@ -85,17 +97,20 @@ class DaptAssetConfig(PretrainAssetConfig):
     replay_ratio: float = P.dapt_replay_ratio
 
 
-def _train_metadata(result, title: str, out_dir) -> dict:
-    png = line_plot_png({"train loss": result.loss_curve}, title, "step", "loss")
+def _train_metadata(out_dir, title: str) -> dict:
+    """The loss curve (and tokens/s) plot of a finished run, from the metrics saved with its model."""
+    from training.pretrain import METRICS_FILE
+
+    saved = json.loads((out_dir / METRICS_FILE).read_text())
+    png = line_plot_png({"train loss": [tuple(x) for x in saved["loss_curve"]]}, title, "step", "loss")
     save_png(png, out_dir / "loss_curve.png")
-    return {
-        "final_loss": round(result.final_loss, 4), "parameters": result.n_params, "tokens_seen": result.tokens_seen,
-        "tokens_per_s": round(result.tokens_per_s, 1), "flops_per_token": result.flops_per_token,
-        "mfu": round(result.mfu, 5), "mfu_formula": "(6*N + 12*L*H*Q*T) * tokens/s / peak FLOP/s (PaLM app. B)",
-        "peak_memory_mb": round(result.peak_memory_bytes / 2**20, 1), "wall_time_s": round(result.wall_time_s, 1),
-        "device": result.device, "loss_curve": png_markdown(png, "loss curve"),
-        "path": dg.MetadataValue.path(str(out_dir)),
-    }
+    meta = {"loss_curve": png_markdown(png, "loss curve")}
+    history = saved.get("log_history") or []
+    if history:
+        tps = line_plot_png({"tokens/s": [(h["step"], h["tokens_per_s"]) for h in history]}, f"{title}: throughput",
+                            "step", "tokens/s")
+        meta["throughput_curve"] = png_markdown(tps, "tokens/s")
+    return meta
 
 
 def _log_progress(context: dg.AssetExecutionContext, stage: str):
@@ -111,36 +126,75 @@ def _pretrain_config(config: PretrainAssetConfig):
     return PretrainConfig(preset=config.preset, seq_len=config.seq_len, micro_batch_size=config.micro_batch_size,
                           grad_accum_steps=config.grad_accum_steps, max_steps=config.max_steps, lr=config.lr,
                           warmup_steps=config.warmup_steps, schedule=config.schedule, seed=config.seed,
-                          log_every=max(1, config.max_steps // 20))
+                          log_every=max(1, config.max_steps // 20), parallelism=config.parallelism,
+                          compile=config.compile, checkpoint_every=config.checkpoint_every,
+                          keep_checkpoints=config.keep_checkpoints)
 
 
-@dg.asset(group_name="training", code_version="1", deps=["general_tokens", "tokenizer"], kinds={"pytorch"},
-          pool="training", description="A small Llama-architecture model pretrained from scratch on the general corpus.")
-def base_model(context: dg.AssetExecutionContext, config: PretrainAssetConfig,
-               storage: ModelworksStorage) -> dg.MaterializeResult:
-    from training.pretrain import pretrain
-
-    out = storage.path("models", "base")
-    result = pretrain(_pretrain_config(config), storage.path("tokens", "general_corpus"), out,
-                      tokenizer_dir=storage.path("models", "tokenizer"), log_fn=_log_progress(context, "base"))
-    return dg.MaterializeResult(metadata=_train_metadata(result, "base pretraining", out))
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@dg.asset(group_name="training", code_version="1", deps=[base_model, "domain_tokens", "general_tokens"],
+def _torchrun(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient, storage: ModelworksStorage,
+              stage: str, config: PretrainAssetConfig, title: str, **run) -> dg.MaterializeResult:
+    """Launch `torchrun -m training.pretrain RUN.json` through Pipes; rank 0 streams logs and reports metrics.
+
+    The checkpoint directory is named by a fingerprint of everything the run computes from (config, data,
+    init model, world size), so a retried or restarted materialization resumes from its latest valid
+    checkpoint, while a run with new inputs starts fresh.
+    """
+    from training.checkpoint import file_signature, run_fingerprint
+    from training.pretrain import write_run_file
+
+    train_config = _pretrain_config(config)
+    world_size = config.nproc_per_node * config.nnodes
+    fingerprint = run_fingerprint(
+        train_config, world_size, {k: str(v) for k, v in run.items()},
+        *[file_signature(run.get(k)) for k in ("data_dir", "replay_data_dir", "init_model_dir", "tokenizer_dir")])
+    stage_ckpts = storage.path("checkpoints", stage)
+    ckpt_dir = stage_ckpts / fingerprint
+    out = run["out_dir"]
+    run_file = write_run_file(ckpt_dir / "run.json", train_config, checkpoint_dir=ckpt_dir, **run)
+
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(config.nproc_per_node)]
+    if config.nnodes > 1:
+        launcher += ["--nnodes", str(config.nnodes), "--rdzv-backend", "c10d", "--rdzv-endpoint", config.rdzv_endpoint,
+                     "--rdzv-id", f"modelworks-{stage}-{fingerprint}"]
+    else:
+        launcher += ["--standalone"]  # a local rendezvous on a free port
+    command = [*launcher, "-m", "training.pretrain", str(run_file)]
+    context.log.info(f"{stage}: {' '.join(command)}  (checkpoints: {ckpt_dir})")
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    reported = pipes.run(context=context, command=command, cwd=str(REPO_ROOT), env=env).get_materialize_result()
+
+    # A finished run's older checkpoint directories (other configs or inputs) can never be resumed again.
+    for stale in stage_ckpts.iterdir():
+        if stale.is_dir() and stale != ckpt_dir:
+            shutil.rmtree(stale, ignore_errors=True)
+    meta = {**reported.metadata, **_train_metadata(out, title),
+            "checkpoints": dg.MetadataValue.path(str(ckpt_dir)), "command": " ".join(command)}
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(group_name="training", code_version="2", deps=["general_tokens", "tokenizer"], kinds={"pytorch"},
+          pool="training", description="A small Llama-architecture model pretrained from scratch on the general corpus "
+                                       "(torchrun through Dagster Pipes; DDP or FSDP2; resumes from checkpoints).")
+def base_model(context: dg.AssetExecutionContext, config: PretrainAssetConfig, storage: ModelworksStorage,
+               pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    return _torchrun(context, pipes_subprocess_client, storage, "base", config, "base pretraining",
+                     data_dir=storage.path("tokens", "general_corpus"), out_dir=storage.path("models", "base"),
+                     tokenizer_dir=storage.path("models", "tokenizer"))
+
+
+@dg.asset(group_name="training", code_version="2", deps=[base_model, "domain_tokens", "general_tokens"],
           kinds={"pytorch"}, pool="training",
           description="Domain-adaptive pretraining: the base model continued on the domain corpus, with general replay.")
-def dapt_model(context: dg.AssetExecutionContext, config: DaptAssetConfig,
-               storage: ModelworksStorage) -> dg.MaterializeResult:
-    from training.pretrain import pretrain
-
-    out = storage.path("models", "dapt")
-    result = pretrain(_pretrain_config(config), storage.path("tokens", "domain_corpus"), out,
-                      init_model_dir=storage.path("models", "base"),
-                      replay_data_dir=storage.path("tokens", "general_corpus"), replay_ratio=config.replay_ratio,
-                      log_fn=_log_progress(context, "dapt"))
-    meta = _train_metadata(result, "domain-adaptive pretraining", out)
-    meta["replay_ratio"] = config.replay_ratio
-    return dg.MaterializeResult(metadata=meta)
+def dapt_model(context: dg.AssetExecutionContext, config: DaptAssetConfig, storage: ModelworksStorage,
+               pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    result = _torchrun(context, pipes_subprocess_client, storage, "dapt", config, "domain-adaptive pretraining",
+                       data_dir=storage.path("tokens", "domain_corpus"), out_dir=storage.path("models", "dapt"),
+                       init_model_dir=storage.path("models", "base"),
+                       replay_data_dir=storage.path("tokens", "general_corpus"), replay_ratio=config.replay_ratio)
+    return dg.MaterializeResult(metadata={**result.metadata, "replay_ratio": config.replay_ratio})
 
 
 class SFTAssetConfig(dg.Config):

@@ -64,7 +64,8 @@ defs = dg.Definitions(
     asset_checks=all_checks,
     jobs=[shard_curation_job, corpus_to_model_job],
     sensors=[landing_shard_sensor, nightly_refresh],
-    resources={"storage": ModelworksStorage(root=modelworks_home())},
+    # pipes_subprocess_client launches torchrun for pretraining and DAPT; rank 0 reports back through Pipes.
+    resources={"storage": ModelworksStorage(root=modelworks_home()), "pipes_subprocess_client": dg.PipesSubprocessClient()},
     # Two cores here: two steps at a time; the "training" pool (dagster.yaml) keeps one training run at a time.
     executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
 )

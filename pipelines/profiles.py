@@ -33,6 +33,9 @@ class Profile:
     # evaluation
     eval_batch_size: int
     eval_limit: int | None
+    # distributed pretraining (torchrun): processes per node, steps between checkpoints
+    nproc_per_node: int = 1
+    checkpoint_every: int = 50
 
 
 PROFILES = {
@@ -47,7 +50,7 @@ PROFILES = {
     "gpu": Profile("gpu", n_shards=16, pages_per_shard=2000, vocab_size=16384, model_preset="125m", seq_len=1024,
                    micro_batch_size=16, base_steps=5000, dapt_steps=2000, base_lr=6e-4, dapt_lr=3e-4,
                    dapt_replay_ratio=0.2, sft_epochs=2, sft_lr=5e-5, dpo_epochs=1, dpo_lr=5e-7,
-                   eval_batch_size=64, eval_limit=None),
+                   eval_batch_size=64, eval_limit=None, checkpoint_every=500),
 }
 
 

@@ -8,11 +8,13 @@ run killed mid-save leaves a directory without it, which resume ignores and the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,8 @@ class Checkpointer:
             path.mkdir(parents=True, exist_ok=True)
         barrier(self.env)
         model_sd, optim_sd = get_state_dict(model, optimizer)
-        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path))
+        with _single_process_quiet():
+            dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path))
         barrier(self.env)  # every rank's shards are written before the marker says so
         if self.env.is_main:
             _write_atomic(path / TRAINER_STATE, json.dumps({"step": step, **trainer_state}))
@@ -91,7 +94,8 @@ class Checkpointer:
         path = self.step_dir(step)
         model_sd, optim_sd = get_state_dict(model, optimizer)
         state = {"model": model_sd, "optim": optim_sd}
-        dcp.load(state, checkpoint_id=str(path))
+        with _single_process_quiet():
+            dcp.load(state, checkpoint_id=str(path))
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
         return json.loads((path / TRAINER_STATE).read_text())
 
@@ -105,6 +109,14 @@ class Checkpointer:
                 # The marker goes first, so a reader never takes a half-deleted directory for valid.
                 (p / MARKER).unlink(missing_ok=True)
                 shutil.rmtree(p, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _single_process_quiet():
+    # DCP warns that it "assumes" a single process when there is no process group; here that is the intent.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled", category=UserWarning)
+        yield
 
 
 def _write_atomic(path: Path, text: str) -> None:
