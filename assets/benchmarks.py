@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from assets.ingest import domain_facts
 from curation.decontam import GPT3_NGRAM, find_contaminated, ngram_index
 from curation.facts import FactBase
-from curation.tables import read_jsonl, write_jsonl_atomic, write_parquet_atomic
+from curation.tables import read_jsonl, write_jsonl_atomic, write_parquet_atomic, write_text_atomic
 from evaluation.benchmarks import build_benchmarks, write_benchmarks
 from evaluation.lm_eval_tasks import write_task_configs
 from pipelines.resources import ModelworksStorage
@@ -36,7 +36,7 @@ def benchmark_suite(config: BenchmarkConfig, storage: ModelworksStorage) -> dg.M
 
 
 class DecontaminationConfig(dg.Config):
-    ngram: int = GPT3_NGRAM  # 13: GPT-3 style; 8: Llama-3 style
+    ngram: int = GPT3_NGRAM  # 13: GPT-3 style; 8 (LLAMA3_NGRAM): Llama-3 style
 
 
 def _benchmark_indexes(storage: ModelworksStorage, n: int) -> dict:
@@ -92,6 +92,8 @@ def decontaminated_training_sets(config: DecontaminationConfig, storage: Modelwo
                                            else "preferences.jsonl"))
             write_jsonl_atomic([r for r, b in zip(rows, bad) if not b], out_dir / f"{name}.jsonl")
     write_jsonl_atomic(removed_rows, out_dir / "removed.jsonl")
+    # The check must look for the same n-grams that decontamination removed.
+    write_text_atomic(json.dumps({"ngram": config.ngram}), out_dir / "decontamination.json")
     return dg.MaterializeResult(metadata={
         "ngram": config.ngram, "removed_per_training_set": dg.MetadataValue.json(removed_per_set),
         "removed_per_benchmark": dg.MetadataValue.json(removed_per_benchmark),
@@ -101,13 +103,15 @@ def decontaminated_training_sets(config: DecontaminationConfig, storage: Modelwo
 @dg.asset_check(asset=decontaminated_training_sets, blocking=True,
                 description="No benchmark n-gram remains in any decontaminated training set.")
 def no_benchmark_overlap(storage: ModelworksStorage) -> dg.AssetCheckResult:
-    indexes = _benchmark_indexes(storage, GPT3_NGRAM)
     d = storage.path("decontaminated")
+    manifest = d / "decontamination.json"
+    n = json.loads(manifest.read_text())["ngram"] if manifest.exists() else GPT3_NGRAM
+    indexes = _benchmark_indexes(storage, n)
     sets = {name: pq.read_table(d / f"{name}.parquet", columns=["text"]).column("text").to_pylist()
             for name in ("general_corpus", "domain_corpus")}
     for name in ("sft_conversations", "preference_pairs"):
         sets[name] = [_chat_text(r) for r in read_jsonl(d / f"{name}.jsonl")]
-    overlaps = {name: int(sum((find_contaminated(texts, idx, GPT3_NGRAM) > 0).sum() for idx in indexes.values()))
+    overlaps = {name: int(sum((find_contaminated(texts, idx, n) > 0).sum() for idx in indexes.values()))
                 for name, texts in sets.items()}
     return dg.AssetCheckResult(passed=sum(overlaps.values()) == 0,
-                               metadata={"overlapping_documents": dg.MetadataValue.json(overlaps)})
+                               metadata={"overlapping_documents": dg.MetadataValue.json(overlaps), "ngram": n})

@@ -10,25 +10,37 @@ import pyarrow.parquet as pq
 
 from assets.curation import _truth, curated_pages, read_curated
 from assets.partitions import crawl_shard_partitions
-from curation.dedup import exact_duplicate_mask, minhash_signatures, near_duplicate_clusters
+from curation.dedup import exact_duplicate_mask, lsh_bands, minhash_signatures, near_duplicate_clusters
+from curation.dedup_scale import near_duplicate_clusters_duckdb
 from curation.tables import write_parquet_atomic
 from curation.truth import score_dedup
 from pipelines.resources import ModelworksStorage
 
 
 class MinhashConfig(dg.Config):
+    """FineWeb's shingles and signature size: word 5-grams, 112 permutations."""
     num_perm: int = 112
     ngram: int = 5
     seed: int = 1
 
 
 class DedupConfig(dg.Config):
+    """Pages whose word 5-gram Jaccard is >= jaccard_threshold are near duplicates.
+
+    LSH bands are chosen for lsh_threshold by datasketch's optimizer (0.6 at 112 permutations:
+    16 bands x 7 rows; FineWeb's 14 x 8 is lsh_bands=14, lsh_rows=8). Candidates are verified on
+    the true Jaccard of their texts (verify="text") or on the signature estimate ("signature").
+    engine="duckdb" runs the band join in DuckDB over the shards' signature Parquet (the scale path).
+    """
     jaccard_threshold: float = 0.8
-    num_perm: int = 112
-    seed: int = 1
+    lsh_threshold: float = 0.6
+    lsh_bands: int = 0  # 0: chosen from lsh_threshold
+    lsh_rows: int = 0
+    verify: str = "text"
+    engine: str = "numpy"
 
 
-@dg.asset(name="minhash_signatures", partitions_def=crawl_shard_partitions, group_name="dedup", code_version="1",
+@dg.asset(name="minhash_signatures", partitions_def=crawl_shard_partitions, group_name="dedup", code_version="2",
           deps=[curated_pages],
           kinds={"parquet"}, description="MinHash signatures of a shard's curated pages, computed once per shard.")
 def minhash_signatures_asset(context: dg.AssetExecutionContext, config: MinhashConfig,
@@ -36,19 +48,25 @@ def minhash_signatures_asset(context: dg.AssetExecutionContext, config: MinhashC
     shard = context.partition_key
     table = pq.read_table(storage.table_dir("curated_pages", shard) / "pages.parquet", columns=["id", "text"])
     t0 = time.perf_counter()
-    sigs = minhash_signatures(table.column("text").to_pylist(), num_perm=config.num_perm, ngram=config.ngram,
+    sigs = minhash_signatures(table.column("text"), num_perm=config.num_perm, ngram=config.ngram,
                               seed=config.seed)
     elapsed = time.perf_counter() - t0
     out = pa.table({"id": table.column("id"),
                     "signature": pa.FixedSizeListArray.from_arrays(pa.array(sigs.reshape(-1), pa.uint64()),
                                                                    config.num_perm)})
+    # The cluster step refuses to mix shards signed with different parameters.
+    out = out.replace_schema_metadata({"minhash": _signature_params(config.num_perm, config.ngram, config.seed)})
     path = write_parquet_atomic(out, storage.table_dir("minhash_signatures", shard) / "signatures.parquet")
     return dg.MaterializeResult(metadata={"documents": table.num_rows, "num_perm": config.num_perm,
                                           "signatures_per_s": round(table.num_rows / max(elapsed, 1e-9), 1),
                                           "path": dg.MetadataValue.path(str(path))})
 
 
-@dg.asset(group_name="dedup", code_version="1", deps=[curated_pages, minhash_signatures_asset], kinds={"parquet"},
+def _signature_params(num_perm: int, ngram: int, seed: int) -> str:
+    return f"num_perm={num_perm},ngram={ngram},seed={seed},scheme=modelworks-v2"
+
+
+@dg.asset(group_name="dedup", code_version="2", deps=[curated_pages, minhash_signatures_asset], kinds={"parquet"},
           description="Curated pages of all shards without exact or near duplicates; cluster id and size on "
                       "every row; removed duplicates kept beside with the id of their keeper.")
 def deduplicated_pages(context: dg.AssetExecutionContext, config: DedupConfig,
@@ -58,8 +76,12 @@ def deduplicated_pages(context: dg.AssetExecutionContext, config: DedupConfig,
     if not shards:
         raise dg.Failure("no shard has been curated and signed yet")
     docs = read_curated(storage, shards)
-    sig_table = pa.concat_tables([pq.read_table(storage.table_dir("minhash_signatures", s) / "signatures.parquet")
-                                  for s in shards])
+    sig_files = [storage.table_dir("minhash_signatures", s) / "signatures.parquet" for s in shards]
+    params = {(pq.read_schema(f).metadata or {}).get(b"minhash", b"").decode() for f in sig_files}
+    if len(params) != 1 or "" in params:
+        raise dg.Failure(f"shards were signed with different MinHash parameters {sorted(params)}; "
+                         "rematerialize minhash_signatures for all shards")
+    sig_table = pa.concat_tables([pq.read_table(f) for f in sig_files])
     sig_by_id = dict(zip(sig_table.column("id").to_pylist(), range(sig_table.num_rows)))
     flat = sig_table.column("signature").combine_chunks().flatten().to_numpy()
     sigs = flat.reshape(sig_table.num_rows, -1)
@@ -74,9 +96,27 @@ def deduplicated_pages(context: dg.AssetExecutionContext, config: DedupConfig,
     exact_keep, exact_of = exact_duplicate_mask(ids, docs.column("text").to_pylist())
     survivors = np.flatnonzero(exact_keep)
     surv_ids = [ids[i] for i in survivors]
-    surv_sigs = sigs[[sig_by_id[i] for i in surv_ids]]
-    cluster_id, cluster_size, near_keep = near_duplicate_clusters(surv_ids, surv_sigs, config.jaccard_threshold,
-                                                                  config.num_perm, config.seed)
+    num_perm = sigs.shape[1]
+    ngram = int(dict(kv.split("=") for kv in params.pop().split(","))["ngram"])
+    bands, rows = (config.lsh_bands, config.lsh_rows) if config.lsh_bands and config.lsh_rows else \
+        lsh_bands(config.lsh_threshold, num_perm)
+    if config.engine == "duckdb":
+        if config.verify != "signature":
+            raise dg.Failure("engine=duckdb verifies on signatures: set verify='signature'")
+        clusters = near_duplicate_clusters_duckdb(sig_files, config.jaccard_threshold, bands=bands, rows=rows,
+                                                  ids=surv_ids)
+        by_id = {i: k for k, i in enumerate(clusters.column("id").to_pylist())}
+        at = [by_id[i] for i in surv_ids]
+        all_cluster_ids = clusters.column("cluster_id").to_pylist()
+        cluster_id = [all_cluster_ids[k] for k in at]
+        cluster_size = clusters.column("cluster_size").to_numpy()[at]
+        near_keep = clusters.column("keep").to_numpy(zero_copy_only=False)[at]
+    else:
+        surv_sigs = sigs[[sig_by_id[i] for i in surv_ids]]
+        texts = docs.column("text").to_pylist()
+        cluster_id, cluster_size, near_keep = near_duplicate_clusters(
+            surv_ids, surv_sigs, config.jaccard_threshold, num_perm, bands=bands, rows=rows, ngram=ngram,
+            texts=[texts[i] for i in survivors] if config.verify == "text" else None)
     elapsed = time.perf_counter() - t0
 
     kept_rows = survivors[near_keep]
@@ -103,13 +143,15 @@ def deduplicated_pages(context: dg.AssetExecutionContext, config: DedupConfig,
         "largest_cluster": int(cluster_size.max()) if len(cluster_size) else 0,
         "clusters_with_duplicates": int(len({c for c, s in zip(cluster_id, cluster_size) if s > 1})),
         "dedup_s": round(elapsed, 3), "jaccard_threshold": config.jaccard_threshold,
+        "lsh_bands_x_rows": f"{bands} x {rows}", "verify": config.verify, "engine": config.engine,
+        "shards_list": dg.MetadataValue.json(shards),
         "path": dg.MetadataValue.path(str(path)),
     }
     truth = _truth(storage)
     if truth:
         by_id_url = set(docs.column("url").to_pylist())
         metadata["vs_ground_truth"] = dg.MetadataValue.json(
-            score_dedup(set(kept.column("url").to_pylist()), truth, by_id_url))
+            score_dedup(set(kept.column("url").to_pylist()), truth, by_id_url, config.jaccard_threshold))
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -2,9 +2,10 @@
 
 Signatures (the per-shard, embarrassingly parallel part) are built in bulk:
 
-1. the texts of a batch are normalized and split into words by Arrow kernels (NFKC, lowercase,
-   every run of characters that is not a letter or digit is a separator: `normalize_for_dedup`);
-2. each *distinct* word of the batch is hashed once (blake2b, 64 bits);
+1. Arrow normalizes (NFKC) and splits the texts of a batch on whitespace;
+2. each *distinct* token is lowercased and split at punctuation (`normalize_for_dedup`'s rules)
+   and its words hashed (blake2b, 64 bits) once, in Python (cached across batches, so this cost
+   follows the vocabulary, not the text); numpy expands the tokens back into word hashes;
 3. word hashes are combined into word 5-gram (shingle) hashes with numpy, folded to 32 bits;
 4. all `num_perm` permutations of all shingles are applied as one (num_perm x shingles) numpy
    product, h_k(x) = (a_k * x + b_k mod 2^64) >> 32 (Dietzfelbinger's multiply-add-shift,
@@ -23,7 +24,7 @@ import hashlib
 import inspect
 import re
 import unicodedata
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -41,9 +42,8 @@ _BATCH_DOCS = 8192
 # smallest id instead of all pairs, so one huge bucket cannot produce a quadratic number of pairs.
 MAX_BUCKET_PAIRS = 64
 
-# One word = a maximal run of letters and digits (Python: isalnum; Arrow/RE2: \p{L} or \p{N}).
+# One word = a maximal run of letters and digits (isalnum).
 _NON_WORD_RE = re.compile(r"[^\w\s]|_")
-_ARROW_SEPARATORS = r"[^\p{L}\p{N}]+"
 # Odd 64-bit multipliers that make a shingle hash depend on word order (golden-ratio family).
 _POSITION_MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
                                   0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53,
@@ -56,15 +56,60 @@ def normalize_for_dedup(text: str) -> str:
     return " ".join(text.split())
 
 
-def normalized_words(texts: Sequence[str] | pa.Array) -> pa.ListArray:
-    """Words of every text after `normalize_for_dedup`, computed by Arrow kernels (one list per text)."""
-    arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(texts, pa.large_string())
+def _as_arrow(texts: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.large_string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    arr = pc.fill_null(arr, "")
-    arr = pc.utf8_lower(pc.utf8_normalize(arr, "NFKC"))
-    arr = pc.replace_substring_regex(arr, _ARROW_SEPARATORS, " ")
-    return pc.utf8_split_whitespace(pc.utf8_trim_whitespace(arr))
+    return pc.fill_null(arr, "")
+
+
+class _TokenVocabulary:
+    """Whitespace token -> hashes of its normalized words, each distinct token worked out once.
+
+    Arrow splits the NFKC text on whitespace ("Pump," "e-mail" "--"); only the distinct tokens of
+    a batch go through Python's `normalize_for_dedup` rules (lowercase, punctuation to spaces),
+    which gives 0, 1 or more words per token. The result equals `normalize_for_dedup(text).split()`.
+    """
+
+    def __init__(self, max_tokens: int = 2_000_000) -> None:
+        self.max_tokens = max_tokens
+        self.words_of: dict[str, tuple[int, ...]] = {}
+        self.word_hash: dict[str, int] = {}
+
+    def _lookup(self, token: str) -> tuple[int, ...]:
+        found = self.words_of.get(token)
+        if found is None:
+            if len(self.words_of) >= self.max_tokens:
+                self.words_of.clear(), self.word_hash.clear()
+            hashes = []
+            for word in _NON_WORD_RE.sub(" ", token.lower()).split():
+                h = self.word_hash.get(word)
+                if h is None:
+                    h = int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+                    self.word_hash[word] = h
+                hashes.append(h)
+            found = self.words_of[token] = tuple(hashes)
+        return found
+
+    def words(self, texts: Sequence[str] | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(64-bit hash of every normalized word, in order; number of words per text)."""
+        arr = pc.utf8_normalize(_as_arrow(texts), "NFKC")
+        tokens = pc.utf8_split_whitespace(arr)
+        tok_per_doc = pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
+        encoded = pc.list_flatten(tokens).dictionary_encode()
+        per_token = [self._lookup(t) for t in encoded.dictionary.to_pylist()]
+        n_words = np.fromiter((len(w) for w in per_token), dtype=np.int64, count=len(per_token))
+        flat = np.fromiter((h for w in per_token for h in w), dtype=np.uint64, count=int(n_words.sum()))
+        first = np.r_[0, np.cumsum(n_words)[:-1]]
+        tok = encoded.indices.to_numpy(zero_copy_only=False)
+        nw = n_words[tok]
+        # Expand every token occurrence into its words: word k of token t is flat[first[t] + k].
+        ends = np.cumsum(nw)
+        within = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - nw, nw)
+        hashes = flat[np.repeat(first[tok], nw) + within]
+        doc_of_token = np.repeat(np.arange(len(tok_per_doc)), tok_per_doc)
+        per_doc = np.bincount(doc_of_token, weights=nw, minlength=len(tok_per_doc)).astype(np.int64)
+        return hashes, per_doc
 
 
 def exact_duplicate_mask(ids: Sequence[str], texts: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
@@ -73,10 +118,8 @@ def exact_duplicate_mask(ids: Sequence[str], texts: Sequence[str]) -> tuple[np.n
         raise ValueError("ids and texts differ in length")
     keeper: dict[bytes, str] = {}
     digests = []
-    for start in range(0, len(texts), _BATCH_DOCS):
-        words = normalized_words(list(texts[start:start + _BATCH_DOCS]))
-        joined = pc.binary_join(words, " ").to_pylist()
-        digests += [hashlib.sha1(t.encode("utf-8")).digest() for t in joined]
+    for text in texts:
+        digests.append(hashlib.sha1(normalize_for_dedup(text).encode("utf-8")).digest())
     for doc_id, digest in zip(ids, digests):
         if digest not in keeper or doc_id < keeper[digest]:
             keeper[digest] = doc_id
@@ -107,24 +150,12 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _word_hashes(words: pa.Array) -> np.ndarray:
-    """64-bit hash of every word; each distinct word of the batch is hashed once."""
-    if len(words) == 0:
-        return np.zeros(0, dtype=np.uint64)
-    encoded = words.dictionary_encode()
-    vocab = encoded.dictionary.to_pylist()
-    table = np.fromiter((int.from_bytes(hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest(), "little")
-                         for w in vocab), dtype=np.uint64, count=len(vocab))
-    return table[encoded.indices.to_numpy(zero_copy_only=False)]
-
-
-def _batch_shingle_hashes(texts: Sequence[str], ngram: int) -> tuple[np.ndarray, np.ndarray]:
+def _batch_shingle_hashes(texts: Sequence[str], ngram: int,
+                          vocab: _TokenVocabulary | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(32-bit shingle hashes, document index of each) for a batch; shingles are grouped by document."""
     if not 1 <= ngram <= len(_POSITION_MULTIPLIERS):
         raise ValueError(f"ngram must be in 1..{len(_POSITION_MULTIPLIERS)}")
-    lists = normalized_words(texts)
-    counts = pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
-    w = _word_hashes(pc.list_flatten(lists))
+    w, counts = (vocab or _TokenVocabulary()).words(texts)
     starts = np.r_[0, np.cumsum(counts)[:-1]]
     total = len(w)
     mult = _POSITION_MULTIPLIERS[:ngram]
@@ -154,10 +185,10 @@ def _batch_shingle_hashes(texts: Sequence[str], ngram: int) -> tuple[np.ndarray,
 
 def shingle_hashes(texts: Sequence[str], ngram: int = 5) -> list[np.ndarray]:
     """Sorted distinct 32-bit shingle hashes of each text (what the signatures summarize)."""
-    out = []
+    out, vocab = [], _TokenVocabulary()
     for start in range(0, len(texts), _BATCH_DOCS):
-        batch = list(texts[start:start + _BATCH_DOCS])
-        h, d = _batch_shingle_hashes(batch, ngram)
+        batch = texts[start:start + _BATCH_DOCS]
+        h, d = _batch_shingle_hashes(batch, ngram, vocab)
         bounds = np.searchsorted(d, np.arange(len(batch) + 1))
         out += [np.unique(h[bounds[i]:bounds[i + 1]]) for i in range(len(batch))]
     return out
@@ -179,10 +210,11 @@ def minhash_signatures(texts: Sequence[str], num_perm: int = 112, ngram: int = 5
     """
     a, b = permutations(num_perm, seed)
     a, b = a[:, None], b[:, None]
+    vocab = _TokenVocabulary()
     sig = np.full((len(texts), num_perm), EMPTY_HASH, dtype=np.uint64)
     buf = np.empty((num_perm, _BLOCK_SHINGLES), dtype=np.uint64)
     for start in range(0, len(texts), _BATCH_DOCS):
-        h, d = _batch_shingle_hashes(list(texts[start:start + _BATCH_DOCS]), ngram)
+        h, d = _batch_shingle_hashes(texts[start:start + _BATCH_DOCS], ngram, vocab)
         d = d + start
         for lo in range(0, len(h), _BLOCK_SHINGLES):
             hb, db = h[lo:lo + _BLOCK_SHINGLES], d[lo:lo + _BLOCK_SHINGLES]

@@ -59,6 +59,8 @@ class Page:
     leaked_items: list[str]
     exact_duplicate_of: str | None = None
     near_duplicate_of: str | None = None
+    # True word 5-gram Jaccard of a near duplicate's main text with its source's (dedup's view).
+    near_duplicate_jaccard: float | None = None
 
 
 _SITES = ["plantreliability.example", "maintenance-hub.example", "shopfloor-notes.example",
@@ -143,6 +145,13 @@ def _edit_words(paragraphs: list[str], n_edits: int, rng: random.Random) -> list
     return out
 
 
+def _text_jaccard(a: list[str], b: list[str]) -> float:
+    from curation.dedup import shingles
+
+    sa, sb = shingles("\n".join(a)), shingles("\n".join(b))
+    return round(len(sa & sb) / len(sa | sb), 4) if sa | sb else 1.0
+
+
 def _shard_name(i: int) -> str:
     return f"crawl-{i:05d}"
 
@@ -209,7 +218,8 @@ def plan_pages(config: DemoCrawlConfig, facts: FactBase, leak_items: list[dict])
         else:
             edited = _edit_words(src.paragraphs, rng.randint(1, 3), rng)
             dups.append(Page(mirror, src.kind, src.lang, src.title, edited, rng.choice(_SITES), src.facts,
-                             src.pii, src.leaked_items, near_duplicate_of=src.url))
+                             src.pii, src.leaked_items, near_duplicate_of=src.url,
+                             near_duplicate_jaccard=_text_jaccard(src.paragraphs, edited)))
     pages = originals + dups
     rng.shuffle(pages)
     return [pages[s::config.n_shards] for s in range(config.n_shards)]
@@ -237,6 +247,7 @@ def _write_warc(pages: list[Page], path: Path, shard: str, seed: int) -> list[di
         truth.append({
             "url": page.url, "record_id": record_id, "shard": shard, "kind": page.kind, "lang": page.lang,
             "exact_duplicate_of": page.exact_duplicate_of, "near_duplicate_of": page.near_duplicate_of,
+            "near_duplicate_jaccard": page.near_duplicate_jaccard,
             "pii": page.pii, "leaked_items": page.leaked_items, "facts": page.facts,
             "content_sha1": hashlib.sha1(body).hexdigest(),
         })

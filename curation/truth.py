@@ -31,17 +31,27 @@ def score_pii(texts: list[str], truth: list[dict], kept_urls: set[str]) -> dict:
     return {"planted_in_kept_pages": len(planted), "surviving": len(surviving)}
 
 
-def score_dedup(kept_urls: set[str], truth: list[dict], candidate_urls: set[str]) -> dict:
+def score_dedup(kept_urls: set[str], truth: list[dict], candidate_urls: set[str],
+                min_jaccard: float | None = None) -> dict:
     """Duplicate removal vs planted duplicates, among pages that reached the dedup stage.
 
     A planted duplicate counts as removed when it, or its source, is gone (one of the pair must
     go; which one is the keeper policy's choice). False removals are non-duplicates dropped.
+    With `min_jaccard`, near-duplicate recall counts only planted pairs whose recorded true
+    Jaccard (`near_duplicate_jaccard`) reaches it; the others are reported apart.
     """
     by_url = {t["url"]: t for t in truth}
     out = {}
     for field in ("exact_duplicate_of", "near_duplicate_of"):
-        pairs = [(t["url"], t[field]) for t in truth
-                 if t[field] and t["url"] in candidate_urls and t[field] in candidate_urls]
+        rows = [t for t in truth if t[field] and t["url"] in candidate_urls and t[field] in candidate_urls]
+        if field == "near_duplicate_of" and min_jaccard is not None:
+            below = [t for t in rows if t.get("near_duplicate_jaccard") is not None
+                     and t["near_duplicate_jaccard"] < min_jaccard]
+            rows = [t for t in rows if t not in below]
+            out["near_duplicate_below_min_jaccard"] = {
+                "planted_pairs": len(below), "min_jaccard": min_jaccard,
+                "removed": sum(1 for t in below if not (t["url"] in kept_urls and t[field] in kept_urls))}
+        pairs = [(t["url"], t[field]) for t in rows]
         removed = sum(1 for a, b in pairs if not (a in kept_urls and b in kept_urls))
         out[field.removesuffix("_of")] = {"planted_pairs": len(pairs), "removed": removed,
                                           "recall": round(removed / len(pairs), 4) if pairs else 1.0}
