@@ -8,7 +8,8 @@ from pathlib import Path
 import dagster as dg
 
 from assets.partitions import crawl_shard_partitions
-from curation.warc import ReadStats, iter_warc_documents
+from curation.readers import iter_documents
+from curation.warc import ReadStats
 from pipelines.resources import ModelworksStorage
 
 
@@ -24,7 +25,8 @@ def _sha256(path) -> str:
           description="One crawl shard (WARC) copied from the landing folder into raw storage, checksummed.")
 def crawl_shard(context: dg.AssetExecutionContext, storage: ModelworksStorage) -> dg.MaterializeResult:
     shard = context.partition_key
-    candidates = [storage.landing_dir / f"{shard}{ext}" for ext in (".warc.gz", ".warc", ".arc.gz", ".arc")]
+    candidates = [storage.landing_dir / f"{shard}{ext}"
+                  for ext in (".warc.gz", ".warc", ".arc.gz", ".arc", ".jsonl.gz", ".jsonl", ".parquet")]
     src = next((p for p in candidates if p.exists()), None)
     if src is None:
         raise dg.Failure(f"crawl shard {shard!r} is not in the landing folder {storage.landing_dir}",
@@ -36,13 +38,13 @@ def crawl_shard(context: dg.AssetExecutionContext, storage: ModelworksStorage) -
     tmp.replace(dst)
     t0 = time.perf_counter()
     stats = ReadStats()
-    n_docs = sum(1 for _ in iter_warc_documents(dst, stats))
+    n_docs = sum(1 for _ in iter_documents(dst, stats))
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(dst)),
         "bytes": dst.stat().st_size,
         "sha256": _sha256(dst),
-        "warc_records": stats.records,
-        "html_documents": n_docs,
+        "records": stats.records,
+        "documents": n_docs,
         "skipped_by_reason": dg.MetadataValue.json(dict(stats.skipped)),
         "scan_s": round(time.perf_counter() - t0, 3),
     })

@@ -28,7 +28,8 @@ corpus_to_model_job = dg.define_asset_job(
     description="Everything after the per-shard stages: dedup, domain selection, synthetic data, benchmarks, "
                 "decontamination, tokenizer, pretraining, DAPT, SFT, DPO, evaluation and the report.")
 
-SHARD_SUFFIXES = (".warc.gz", ".warc", ".arc.gz", ".arc")
+# Crawl shards (WARC/ARC) and pre-extracted text shards (JSONL, Parquet) are all partitions.
+SHARD_SUFFIXES = (".warc.gz", ".warc", ".arc.gz", ".arc", ".jsonl.gz", ".jsonl", ".parquet")
 
 
 def shard_key(filename: str) -> str | None:
