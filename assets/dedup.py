@@ -5,7 +5,6 @@ import time
 import dagster as dg
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from assets.curation import _truth, curated_pages, read_curated

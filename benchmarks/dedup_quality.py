@@ -33,7 +33,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
 
 from curation.dedup import (exact_duplicate_mask, minhash_signatures, near_duplicate_clusters,  # noqa: E402
                             shingles)

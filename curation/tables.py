@@ -49,17 +49,21 @@ def write_jsonl_atomic(rows: Iterable[dict], path: str | os.PathLike) -> int:
     return n
 
 
-def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
     path = Path(path)
     fd, tmp = _atomic_target(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    return write_bytes_atomic(text.encode("utf-8"), path)
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from curation.tables import write_text_atomic
 
 from evaluation import metrics
 
@@ -145,15 +146,6 @@ def _utils_source() -> str:
     return header + body + _UTILS_FOOTER
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def task_name(kind: str, prefix: str = "modelworks") -> str:
@@ -184,9 +176,9 @@ def write_task_configs(
         name = task_name(kind, prefix)
         config = _task_config(kind, name, data_file, cache_dir)
         text = yaml.dump(config, Dumper=_TaskDumper, sort_keys=False, allow_unicode=True, width=1000)
-        _write_atomic(tasks_dir / f"{name}.yaml", text)
+        write_text_atomic(text, tasks_dir / f"{name}.yaml")
         names.append(name)
     if not names:
         raise FileNotFoundError(f"no benchmark files ({', '.join(BENCHMARK_TASKS)}).jsonl in {benchmark_dir}")
-    _write_atomic(tasks_dir / "utils.py", _utils_source())
+    write_text_atomic(_utils_source(), tasks_dir / "utils.py")
     return names

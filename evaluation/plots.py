@@ -5,6 +5,8 @@ import base64
 import io
 from pathlib import Path
 
+from curation.tables import write_bytes_atomic
+
 
 
 def line_plot_png(series: dict[str, list[tuple[float, float]]], title: str, xlabel: str, ylabel: str) -> bytes:
@@ -37,9 +39,4 @@ def png_markdown(png: bytes, alt: str = "plot") -> str:
 
 
 def save_png(png: bytes, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(png)
-    tmp.replace(path)
-    return path
+    return write_bytes_atomic(png, path)

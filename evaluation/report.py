@@ -8,9 +8,10 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from curation.tables import write_bytes_atomic, write_text_atomic
 
 STAGE_ORDER = ("base", "dapt", "sft", "dpo")
 
@@ -195,15 +196,6 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 """
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_stage_report(scores: dict[str, dict], out_dir: str | os.PathLike, chance: dict[str, float]) -> dict:
@@ -240,9 +232,9 @@ def build_stage_report(scores: dict[str, dict], out_dir: str | os.PathLike, chan
         "html": out_dir / "report.html",
         "chart": out_dir / "scores.png",
     }
-    _write_atomic(paths["chart"], png)
-    _write_atomic(paths["markdown"], markdown.encode("utf-8"))
-    _write_atomic(paths["html"], _html(markdown, headline, chance, png).encode("utf-8"))
+    write_bytes_atomic(png, paths["chart"])
+    write_text_atomic(markdown, paths["markdown"])
+    write_text_atomic(_html(markdown, headline, chance, png), paths["html"])
     # report.json last: its presence says the whole report is there.
-    _write_atomic(paths["json"], json.dumps(report, indent=2, default=str).encode("utf-8"))
+    write_text_atomic(json.dumps(report, indent=2, default=str), paths["json"])
     return {"markdown": markdown, "paths": {k: str(p) for k, p in paths.items()}, "headline": headline}

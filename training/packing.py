@@ -23,7 +23,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _batches(texts: Iterable[str], batch_size: int) -> Iterator[list[str]]:
+def batched(texts: Iterable[str], batch_size: int) -> Iterator[list[str]]:
     batch: list[str] = []
     for text in texts:
         batch.append(text)
@@ -67,7 +67,7 @@ def pack_token_shards(
         _atomic_write_bytes(out / name, tokens.tobytes())
         shards.append({"file": name, "n_tokens": int(tokens.size)})
 
-    for batch in _batches(texts, batch_size):
+    for batch in batched(texts, batch_size):
         # add_special_tokens=False: document separation is our EOS, not whatever the post-processor adds.
         ids = tokenizer(batch, add_special_tokens=False)["input_ids"]
         for doc in ids:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
+
+from training.packing import batched
 
 BOS_TOKEN = "<|bos|>"
 EOS_TOKEN = "<|eos|>"
@@ -36,18 +38,6 @@ CHAT_TEMPLATE = (
 )
 
 
-def _batches(texts: Iterable[str], batch_size: int = 1000) -> Iterator[list[str]]:
-    # tokenizers' trainer consumes an iterator of batches; batching avoids per-string FFI overhead.
-    batch: list[str] = []
-    for text in texts:
-        batch.append(text)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def train_bpe_tokenizer(
     texts: Iterable[str], vocab_size: int, out_dir: str | os.PathLike, min_frequency: int = 2
 ) -> PreTrainedTokenizerFast:
@@ -63,7 +53,8 @@ def train_bpe_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(_batches(texts), trainer=trainer)
+    # tokenizers' trainer takes an iterator of batches; batching avoids per-string FFI overhead.
+    tokenizer.train_from_iterator(batched(texts, 1000), trainer=trainer)
 
     hf_tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
