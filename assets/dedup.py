@@ -100,10 +100,15 @@ def deduplicated_pages(context: dg.AssetExecutionContext, config: DedupConfig,
     bands, rows = (config.lsh_bands, config.lsh_rows) if config.lsh_bands and config.lsh_rows else \
         lsh_bands(config.lsh_threshold, num_perm)
     if config.engine == "duckdb":
-        if config.verify != "signature":
-            raise dg.Failure("engine=duckdb verifies on signatures: set verify='signature'")
-        clusters = near_duplicate_clusters_duckdb(sig_files, config.jaccard_threshold, bands=bands, rows=rows,
-                                                  ids=surv_ids)
+        # verify="text": DuckDB re-reads the candidates' texts from the shards' curated Parquet
+        # (a page in two shards is taken from the first, as read_curated does).
+        text_files = [storage.table_dir("curated_pages", s) / "pages.parquet" for s in shards]
+        try:
+            clusters = near_duplicate_clusters_duckdb(sig_files, config.jaccard_threshold, bands=bands, rows=rows,
+                                                      ids=surv_ids, verify=config.verify, text_files=text_files,
+                                                      ngram=ngram)
+        except ValueError as err:
+            raise dg.Failure(f"engine=duckdb: {err}") from err
         by_id = {i: k for k, i in enumerate(clusters.column("id").to_pylist())}
         at = [by_id[i] for i in surv_ids]
         all_cluster_ids = clusters.column("cluster_id").to_pylist()

@@ -1,4 +1,5 @@
-"""Dagster entry point: `dagster dev -m pipelines` (or workspace.yaml) loads `defs` from here."""
-from pipelines.definitions import defs
+"""Orchestration: the Dagster code location lives in `pipelines.definitions` (see workspace.yaml).
 
-__all__ = ["defs"]
+Nothing is imported here on purpose: assets import `pipelines.resources` and `pipelines.profiles`,
+and an eager import of the definitions from this package would make that a cycle.
+"""
