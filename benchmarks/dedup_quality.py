@@ -6,7 +6,9 @@
 1. Quality: a `curation.dedup_testbed` corpus (300-word pages, one near duplicate for 20% of
    them at edit levels of true Jaccard 0.97 ... 0.47, half the pages sharing boilerplate blocks)
    through the pipeline's defaults (112 permutations, 5-grams, 16 x 7 bands, verified at J >= 0.8).
-   Pairwise precision / recall / F1; positives are pairs with true Jaccard >= 0.8.
+   Pairwise precision / recall / F1; positives are pairs with true Jaccard >= 0.8. Each engine
+   (in-memory numpy; DuckDB over 4 shards of signature and text Parquet, `engine: duckdb`) with
+   each verification (`verify: text`, the default; `verify: signature`), clustering time beside.
 2. Throughput, one process (= one core), the same documents for every contender:
    Modelworks `minhash_signatures`; datasketch with one `update` per shingle (naive loop);
    datasketch `MinHash.bulk`; DataTrove's `MinhashDedupSignature.run` (its signature step,
@@ -135,14 +137,46 @@ def throughput(texts: list[str], datatrove_python: str | None) -> dict[str, floa
     return {k: round(v, 1) for k, v in out.items()}
 
 
-def quality(n_docs: int, seed: int) -> dict:
+def _duckdb_clusters(bed, sigs, verify: str, shards: int = 4) -> tuple[list[str], float]:
+    """Cluster ids per row from the DuckDB engine over per-shard signature and text Parquet files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curation.dedup_scale import near_duplicate_clusters_duckdb
+
+    with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
+        sig_files, text_files = [], []
+        for shard in range(shards):
+            rows = slice(shard, None, shards)
+            sig_files.append(Path(tmp) / f"signatures-{shard}.parquet")
+            text_files.append(Path(tmp) / f"pages-{shard}.parquet")
+            pq.write_table(pa.table({"id": bed.ids[rows], "signature": pa.FixedSizeListArray.from_arrays(
+                pa.array(sigs[rows].reshape(-1), pa.uint64()), NUM_PERM)}), sig_files[-1])
+            pq.write_table(pa.table({"id": bed.ids[rows], "text": bed.texts[rows]}), text_files[-1])
+        t0 = time.perf_counter()
+        got = near_duplicate_clusters_duckdb(sig_files, 0.8, verify=verify, text_files=text_files,
+                                             temp_directory=tmp)
+        seconds = time.perf_counter() - t0
+    by_id = dict(zip(got.column("id").to_pylist(), got.column("cluster_id").to_pylist()))
+    return [by_id[i] for i in bed.ids], seconds
+
+
+def quality(n_docs: int, seed: int, duckdb: bool = True) -> dict:
+    """Pairwise scores of each engine x verification mode on one testbed (clustering time beside)."""
     bed = make_testbed(n_docs, seed=seed)
     sigs = minhash_signatures(bed.texts, num_perm=NUM_PERM)
-    cluster_id, _, _ = near_duplicate_clusters(bed.ids, sigs, 0.8, NUM_PERM, texts=bed.texts)
-    text_verified = score_pairs(bed, cluster_id, 0.8)
-    cluster_id, _, _ = near_duplicate_clusters(bed.ids, sigs, 0.8, NUM_PERM)
-    signature_verified = score_pairs(bed, cluster_id, 0.8)
-    return {"docs": n_docs, "text_verified": text_verified, "signature_verified": signature_verified}
+    out = {"docs": n_docs}
+    for verify in ("text", "signature"):
+        t0 = time.perf_counter()
+        cluster_id, _, _ = near_duplicate_clusters(bed.ids, sigs, 0.8, NUM_PERM,
+                                                   texts=bed.texts if verify == "text" else None)
+        seconds = time.perf_counter() - t0
+        out[f"{verify}_verified"] = {**score_pairs(bed, cluster_id, 0.8), "cluster_s": round(seconds, 3)}
+    if duckdb:
+        for verify in ("text", "signature"):
+            cluster_id, seconds = _duckdb_clusters(bed, sigs, verify)
+            out[f"duckdb_{verify}_verified"] = {**score_pairs(bed, cluster_id, 0.8), "cluster_s": round(seconds, 3)}
+    return out
 
 
 def scale_worker(n_docs: int, seed: int) -> dict:
@@ -171,6 +205,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,300000", help="comma-separated corpus sizes for scaling")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-datatrove", action="store_true")
+    ap.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB engine in the quality section")
     ap.add_argument("--scale-worker", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.scale_worker:
@@ -178,8 +213,15 @@ def main() -> None:
         return
 
     _log(f"== quality: {a.quality_docs} docs, threshold 0.8")
-    q = quality(a.quality_docs, a.seed)
+    q = quality(a.quality_docs, a.seed, duckdb=not a.no_duckdb)
     _log(json.dumps(q, indent=1))
+    _log(f"  {'engine':<8} {'verify':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'cluster_s':>9}")
+    for key, engine in (("text_verified", "numpy"), ("signature_verified", "numpy"),
+                        ("duckdb_text_verified", "duckdb"), ("duckdb_signature_verified", "duckdb")):
+        if key in q:
+            r = q[key]
+            _log(f"  {engine:<8} {key.split('_')[-2]:<10} {r['precision']:>9.4f} {r['recall']:>7.4f} "
+                 f"{r['f1']:>7.4f} {r['cluster_s']:>9.3f}")
 
     _log(f"== throughput: {a.throughput_docs} docs of ~300 words, {NUM_PERM} permutations, one process")
     dt = None if a.no_datatrove else ensure_datatrove(DATATROVE_PYTHON)

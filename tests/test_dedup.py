@@ -34,25 +34,64 @@ def test_bands_follow_the_threshold_like_fineweb():
     assert lsh_bands(0.6, 112) == (16, 7)  # the pipeline's default candidate threshold
 
 
-def test_duckdb_band_join_gives_the_in_memory_clusters(bed, tmp_path):
+@pytest.fixture(scope="module")
+def shard_files(bed, tmp_path_factory):
+    """Signatures as the per-shard asset writes them, and the shards' texts as curated pages hold them."""
+    bed, sigs = bed
+    root = tmp_path_factory.mktemp("shards")
+    sig_files, text_files = [], []
+    for shard in range(3):
+        rows = slice(shard, None, 3)
+        pq.write_table(pa.table({"id": bed.ids[rows], "signature": pa.FixedSizeListArray.from_arrays(
+            pa.array(sigs[rows].reshape(-1), pa.uint64()), sigs.shape[1])}), root / f"sig-{shard}.parquet")
+        pq.write_table(pa.table({"id": bed.ids[rows], "url": [f"https://x/{i}" for i in bed.ids[rows]],
+                                 "text": bed.texts[rows]}), root / f"text-{shard}.parquet")
+        sig_files.append(root / f"sig-{shard}.parquet")
+        text_files.append(root / f"text-{shard}.parquet")
+    return sig_files, text_files
+
+
+@pytest.mark.parametrize("verify", ["text", "signature"])
+def test_duckdb_band_join_gives_the_in_memory_clusters(bed, shard_files, verify):
     from curation.dedup_scale import near_duplicate_clusters_duckdb, verified_pairs_duckdb
 
     bed, sigs = bed
-    files = []
-    for shard in range(3):  # signatures as the per-shard asset writes them
-        rows = slice(shard, None, 3)
-        table = pa.table({"id": bed.ids[rows], "signature": pa.FixedSizeListArray.from_arrays(
-            pa.array(sigs[rows].reshape(-1), pa.uint64()), sigs.shape[1])})
-        pq.write_table(table, tmp_path / f"shard-{shard}.parquet")
-        files.append(tmp_path / f"shard-{shard}.parquet")
-    got = near_duplicate_clusters_duckdb(files, threshold=0.8)
-    cluster_id, size, keep = near_duplicate_clusters(bed.ids, sigs, threshold=0.8)
+    sig_files, text_files = shard_files
+    # batch_rows=300: the candidates' texts stream through Python in several batches per shard.
+    got = near_duplicate_clusters_duckdb(sig_files, threshold=0.8, verify=verify, text_files=text_files,
+                                         batch_rows=300)
+    cluster_id, size, keep = near_duplicate_clusters(bed.ids, sigs, threshold=0.8,
+                                                     texts=bed.texts if verify == "text" else None)
     want = {i: (c, int(s), bool(k)) for i, c, s, k in zip(bed.ids, cluster_id, size, keep)}
-    assert {i: (c, s, k) for i, c, s, k in zip(*(got.column(n).to_pylist() for n in
-                                                ("id", "cluster_id", "cluster_size", "keep")))} == want
+    got = {i: (c, s, k) for i, c, s, k in zip(*(got.column(n).to_pylist() for n in
+                                                 ("id", "cluster_id", "cluster_size", "keep")))}
+    assert got == want
     assert (~keep).sum() > 200
-    pairs = verified_pairs_duckdb(files, 16, 7, threshold=0.8, ids=bed.ids[:1000])
-    assert set(pairs.column("id_a").to_pylist()) <= set(bed.ids[:1000])
+    score = score_pairs(bed, [got[i][0] for i in bed.ids], threshold=0.8)
+    if verify == "text":  # the signature estimate alone lets through pairs just below 0.8
+        assert score["precision"] >= 0.99 and score["f1"] >= 0.95
+    pairs = verified_pairs_duckdb(sig_files, 16, 7, threshold=0.8, ids=bed.ids[:1000], verify=verify,
+                                  text_files=text_files)
+    assert set(pairs.column("id_a").to_pylist()) | set(pairs.column("id_b").to_pylist()) <= set(bed.ids[:1000])
+
+
+def test_duckdb_text_verification_matches_exact_jaccard_and_checks_its_inputs(bed, shard_files):
+    from curation.dedup import exact_jaccard
+    from curation.dedup_scale import verified_pairs_duckdb
+
+    bed, _ = bed
+    sig_files, text_files = shard_files
+    ids = bed.ids[:800]
+    # A page present in two shards (here: a whole shard given twice) counts once.
+    pairs = verified_pairs_duckdb(sig_files, 16, 7, ids=ids, text_files=text_files + text_files[:1])
+    row = {i: r for r, i in enumerate(bed.ids)}
+    p = np.array([[row[a], row[b]] for a, b in zip(pairs.column("id_a").to_pylist(),
+                                                    pairs.column("id_b").to_pylist())], dtype=np.int64)
+    assert len(p) > 20 and pairs.column("similarity").to_pylist() == exact_jaccard(bed.texts, p).tolist()
+    with pytest.raises(ValueError, match="text_files"):
+        verified_pairs_duckdb(sig_files, 16, 7, ids=ids)
+    with pytest.raises(ValueError, match="without a text"):
+        verified_pairs_duckdb(sig_files, 16, 7, ids=ids, text_files=text_files[:2])
 
 
 def test_datasketch_lsh_backend_finds_the_same_clusters(bed):
