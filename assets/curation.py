@@ -68,7 +68,7 @@ def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
         "path": dg.MetadataValue.path(str(result.kept_path)),
         "dropped_path": dg.MetadataValue.path(str(result.dropped_path)),
     }
-    truth = [t for t in _truth(storage) if t["shard"] == shard]
+    truth = demo_truth(storage, shard)
     if truth:  # the demo crawl knows every page's fate: report precision/recall against it
         kept = pq.read_table(result.kept_path, columns=["url", "text"])
         kept_urls = set(kept.column("url").to_pylist())
@@ -78,8 +78,9 @@ def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _truth(storage: ModelworksStorage) -> list[dict]:
-    return load_truth(storage.demo_dir) if (storage.demo_dir / "truth").exists() else []
+def demo_truth(storage: ModelworksStorage, shard: str | None = None) -> list[dict]:
+    """The demo crawl's ground truth (all shards, or one), or [] for a crawl that has none."""
+    return load_truth(storage.demo_dir, shard) if (storage.demo_dir / "truth").exists() else []
 
 
 @dg.asset_check(asset=curated_pages, blocking=True, partitions_def=crawl_shard_partitions,

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from assets.curation import _truth, curated_pages, read_curated
+from assets.curation import demo_truth, curated_pages, read_curated
 from assets.partitions import crawl_shard_partitions
 from curation.dedup import exact_duplicate_mask, lsh_bands, minhash_signatures, near_duplicate_clusters
 from curation.dedup_scale import near_duplicate_clusters_duckdb
@@ -151,7 +151,7 @@ def deduplicated_pages(context: dg.AssetExecutionContext, config: DedupConfig,
         "shards_list": dg.MetadataValue.json(shards),
         "path": dg.MetadataValue.path(str(path)),
     }
-    truth = _truth(storage)
+    truth = demo_truth(storage)
     if truth:
         by_id_url = set(docs.column("url").to_pylist())
         metadata["vs_ground_truth"] = dg.MetadataValue.json(

@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from assets.curation import _truth
+from assets.curation import demo_truth
 from assets.dedup import deduplicated_pages
 from assets.ingest import seed_corpus
 from curation.domain import DEFAULT_DOMAIN_THRESHOLD, domain_similarity, select_domain
@@ -38,7 +38,7 @@ def domain_selection(config: DomainSelectionConfig, storage: ModelworksStorage):
     general = pages.filter(pa.array(~mask))
     d_path = write_parquet_atomic(domain, storage.table_dir("domain_corpus") / "pages.parquet")
     g_path = write_parquet_atomic(general, storage.table_dir("general_corpus") / "pages.parquet")
-    truth = _truth(storage)
+    truth = demo_truth(storage)
     quality = {}
     if truth:
         quality["vs_ground_truth"] = dg.MetadataValue.json(score_domain(

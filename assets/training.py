@@ -97,14 +97,21 @@ class DaptAssetConfig(PretrainAssetConfig):
     replay_ratio: float = P.dapt_replay_ratio
 
 
+def _loss_plot(curve, title: str, out_dir: Path) -> dict:
+    """The loss curve as a PNG beside the model and inline in the metadata ({} when nothing was logged)."""
+    if not curve:
+        return {}
+    png = line_plot_png({"train loss": [tuple(x) for x in curve]}, title, "step", "loss")
+    save_png(png, out_dir / "loss_curve.png")
+    return {"loss_curve": png_markdown(png, title)}
+
+
 def _train_metadata(out_dir, title: str) -> dict:
     """The loss curve (and tokens/s) plot of a finished run, from the metrics saved with its model."""
     from training.pretrain import METRICS_FILE
 
     saved = json.loads((out_dir / METRICS_FILE).read_text())
-    png = line_plot_png({"train loss": [tuple(x) for x in saved["loss_curve"]]}, title, "step", "loss")
-    save_png(png, out_dir / "loss_curve.png")
-    meta = {"loss_curve": png_markdown(png, "loss curve")}
+    meta = _loss_plot(saved["loss_curve"], title, out_dir)
     history = saved.get("log_history") or []
     if history:
         tps = line_plot_png({"tokens/s": [(h["step"], h["tokens_per_s"]) for h in history]}, f"{title}: throughput",
@@ -212,17 +219,10 @@ class DPOAssetConfig(dg.Config):
     seed: int = 0
 
 
-def _posttrain_metadata(metrics: dict, title: str, out_dir, curve_key: str = "loss") -> dict:
-    history = metrics.get("log_history", [])
-    curve = [(h["step"], h[curve_key]) for h in history if curve_key in h and "step" in h]
+def _posttrain_metadata(metrics: dict, title: str, out_dir: Path) -> dict:
     meta = {k: round(v, 5) if isinstance(v, float) else v for k, v in metrics.items()
             if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-    if curve:
-        png = line_plot_png({curve_key: curve}, title, "step", curve_key)
-        save_png(png, out_dir / f"{curve_key}_curve.png")
-        meta["loss_curve"] = png_markdown(png, title)
-    meta["path"] = dg.MetadataValue.path(str(out_dir))
-    return meta
+    return {**meta, **_loss_plot(metrics["loss_curve"], title, out_dir), "path": dg.MetadataValue.path(str(out_dir))}
 
 
 @dg.asset(group_name="training", code_version="1", deps=[dapt_model, decontaminated_training_sets],

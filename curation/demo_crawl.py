@@ -25,7 +25,7 @@ from pathlib import Path
 
 from curation import demo_text as T
 from curation.facts import FactBase, Fault, build_fact_base, capitalize
-from curation.tables import write_jsonl_atomic, write_text_atomic
+from curation.tables import read_jsonl, write_jsonl_atomic, write_text_atomic
 
 WARC_DATE = "2026-11-01T00:00:00Z"
 
@@ -313,11 +313,10 @@ def load_fact_base(demo_dir: str | Path) -> FactBase:
     return FactBase.from_dict(json.loads((Path(demo_dir) / "facts.json").read_text()))
 
 
-def load_truth(demo_dir: str | Path) -> list[dict]:
-    rows = []
-    for path in sorted((Path(demo_dir) / "truth").glob("*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows
+def load_truth(demo_dir: str | Path, shard: str | None = None) -> list[dict]:
+    """Ground-truth rows of every shard, or of one `shard` (its own sidecar file only)."""
+    pattern = f"{shard}.jsonl" if shard else "*.jsonl"
+    return [row for path in sorted((Path(demo_dir) / "truth").glob(pattern)) for row in read_jsonl(path)]
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -135,7 +136,7 @@ def _duplicated_ngram_chars(words: Sequence[str], ns: Sequence[int]) -> dict[int
     return out
 
 
-class DocFilter:
+class DocFilter(ABC):
     """One quality rule set, in two halves so every decision is explainable from stored numbers.
 
     `signals(view)` measures the page (ratios, counts; -1.0 where a rule does not apply to the
@@ -148,8 +149,9 @@ class DocFilter:
     def signals(self, view: TextView, url: str | None = None) -> dict[str, float]:
         return {}
 
+    @abstractmethod
     def judge(self, signals: dict[str, float]) -> str | None:
-        raise NotImplementedError
+        """The name of the failed rule, or None when the page passes."""
 
     def signal_names(self) -> tuple[str, ...]:
         """Names of the signals (fixed per configuration, so they can be table columns)."""
