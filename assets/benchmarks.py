@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from assets.ingest import domain_facts
 from curation.decontam import GPT3_NGRAM, find_contaminated, ngram_index
-from curation.facts import FactBase
+from curation.demo.facts import FactBase
 from curation.tables import read_jsonl, write_jsonl_atomic, write_parquet_atomic, write_text_atomic
 from evaluation.benchmarks import build_benchmarks, write_benchmarks
 from evaluation.lm_eval_tasks import write_task_configs

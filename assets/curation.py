@@ -7,12 +7,12 @@ import pyarrow.parquet as pq
 
 from assets.ingest import crawl_shard
 from assets.partitions import crawl_shard_partitions
-from curation.demo_crawl import load_truth
+from curation.demo.crawl import load_truth
 from curation.pii import find_pii
 from curation.extract import ExtractionSettings
 from curation.filters import default_filters
 from curation.pipeline import CurationConfig, curate_shard
-from curation.truth import score_curation, score_pii
+from curation.demo.truth import score_curation, score_pii
 from pipelines.resources import ModelworksStorage
 
 

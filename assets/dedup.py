@@ -12,7 +12,7 @@ from assets.partitions import crawl_shard_partitions
 from curation.dedup import exact_duplicate_mask, lsh_bands, minhash_signatures, near_duplicate_clusters
 from curation.dedup_scale import near_duplicate_clusters_duckdb
 from curation.tables import write_parquet_atomic
-from curation.truth import score_dedup
+from curation.demo.truth import score_dedup
 from pipelines.resources import ModelworksStorage
 
 

@@ -10,7 +10,7 @@ from assets.dedup import deduplicated_pages
 from assets.ingest import seed_corpus
 from curation.domain import DEFAULT_DOMAIN_THRESHOLD, domain_similarity, select_domain
 from curation.tables import write_parquet_atomic
-from curation.truth import score_domain
+from curation.demo.truth import score_domain
 from pipelines.resources import ModelworksStorage
 
 

@@ -76,7 +76,7 @@ def seed_corpus(config: SeedCorpusConfig, storage: ModelworksStorage) -> dg.Mate
 @dg.asset(group_name="ingest", code_version="1", kinds={"json"},
           description="Domain facts with their train / held-out split; benchmarks use held-out facts only.")
 def domain_facts(storage: ModelworksStorage) -> dg.MaterializeResult:
-    from curation.demo_crawl import load_fact_base
+    from curation.demo.crawl import load_fact_base
 
     facts = load_fact_base(storage.demo_dir)
     dst = storage.path("facts", "facts.json")

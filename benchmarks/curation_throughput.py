@@ -108,7 +108,7 @@ def build_input(workdir: Path, pages: int) -> tuple[Path, list[dict]]:
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
-    from curation.demo_crawl import DemoCrawlConfig, generate_demo_crawl, load_truth
+    from curation.demo.crawl import DemoCrawlConfig, generate_demo_crawl, load_truth
 
     crawl = workdir / "crawl"
     summary = generate_demo_crawl(crawl, DemoCrawlConfig(n_shards=1, pages_per_shard=pages, seed=0))
@@ -243,7 +243,7 @@ def extraction_quality(warc: Path) -> dict:
 
 
 def filter_quality(kept_urls: set[str], truth: list[dict]) -> dict:
-    from curation.truth import score_curation
+    from curation.demo.truth import score_curation
 
     return score_curation(kept_urls, truth)
 

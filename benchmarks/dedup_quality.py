@@ -3,7 +3,7 @@
     /tmp/venv1/bin/python benchmarks/dedup_quality.py                 # default: a few minutes
     /tmp/venv1/bin/python benchmarks/dedup_quality.py --sizes 10000,100000,300000
 
-1. Quality: a `curation.dedup_testbed` corpus (300-word pages, one near duplicate for 20% of
+1. Quality: a `curation.demo.dedup_testbed` corpus (300-word pages, one near duplicate for 20% of
    them at edit levels of true Jaccard 0.97 ... 0.47, half the pages sharing boilerplate blocks)
    through the pipeline's defaults (112 permutations, 5-grams, 16 x 7 bands, verified at J >= 0.8).
    Pairwise precision / recall / F1; positives are pairs with true Jaccard >= 0.8. Each engine
@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from curation.dedup import (exact_duplicate_mask, minhash_signatures, near_duplicate_clusters,  # noqa: E402
                             shingles)
-from curation.dedup_testbed import make_testbed, score_pairs  # noqa: E402
+from curation.demo.dedup_testbed import make_testbed, score_pairs  # noqa: E402
 
 NUM_PERM = 112
 DATATROVE_PYTHON = os.environ.get("DATATROVE_PYTHON", "/tmp/dt-venv/bin/python")

@@ -2,7 +2,7 @@
 
 Only held-out facts are used, so an item can be answered only by a model that learned the fact
 from curated web pages; the synthetic SFT/preference data never mention them. The question
-wording deliberately differs from every phrasing the web pages use (see curation.demo_text),
+wording deliberately differs from every phrasing the web pages use (see curation.demo.text),
 so a 13-gram decontamination pass removes planted verbatim leaks without removing the pages
 that legitimately teach the facts.
 """
@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from curation.facts import FactBase, Fault, capitalize, distractors
+from curation.demo.facts import FactBase, Fault, capitalize, distractors
 from curation.tables import write_jsonl_atomic
 
 TASKS = ("mcq", "qa", "completion", "summarization", "heldout")

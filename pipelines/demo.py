@@ -34,7 +34,7 @@ def run(profile_name: str | None = None, regenerate: bool = False) -> dict:
     _ensure_dagster_home()
     import dagster as dg
 
-    from curation.demo_crawl import DemoCrawlConfig, generate_demo_crawl
+    from curation.demo.crawl import DemoCrawlConfig, generate_demo_crawl
     from evaluation.benchmarks import CHANCE
     from evaluation.report import format_stage_table
     from pipelines.definitions import crawl_shard_partitions, defs, shard_key

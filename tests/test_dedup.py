@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.dedup import lsh_bands, minhash_signatures, near_duplicate_clusters, shingles
-from curation.dedup_testbed import make_testbed, score_pairs
+from curation.demo.dedup_testbed import make_testbed, score_pairs
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_datasketch_lsh_backend_finds_the_same_clusters(bed):
 
 
 def test_demo_truth_records_the_true_jaccard_of_planted_near_duplicates(demo_root):
-    from curation.demo_crawl import load_truth
+    from curation.demo.crawl import load_truth
 
     root, _ = demo_root
     near = [t for t in load_truth(root / "demo") if t["near_duplicate_of"]]

@@ -3,7 +3,7 @@ import gzip
 import hashlib
 import json
 
-from curation.demo_crawl import DemoCrawlConfig, generate_demo_crawl, load_fact_base, load_truth
+from curation.demo.crawl import DemoCrawlConfig, generate_demo_crawl, load_fact_base, load_truth
 from curation.synthetic import generate, judge, parse_seed_corpus
 from evaluation.benchmarks import build_benchmarks
 
@@ -56,7 +56,7 @@ def test_heldout_facts_are_taught_by_web_pages_but_never_by_seed_or_synthetic_da
 
 
 def test_synthetic_pairs_prefer_the_grounded_answer():
-    from curation.facts import build_fact_base
+    from curation.demo.facts import build_fact_base
     from curation.synthetic import ManualEntry
 
     facts = build_fact_base(0)
@@ -72,7 +72,7 @@ def test_synthetic_pairs_prefer_the_grounded_answer():
 
 
 def test_benchmarks_cover_every_heldout_fact_with_one_correct_choice():
-    from curation.facts import build_fact_base
+    from curation.demo.facts import build_fact_base
 
     facts = build_fact_base(0)
     bench = build_benchmarks(facts)

@@ -49,7 +49,7 @@ def test_every_asset_in_the_graph_is_materialized(demo_run):
 
 def test_planted_exact_duplicates_are_gone(demo_run):
     home, _, _ = demo_run
-    from curation.demo_crawl import load_truth
+    from curation.demo.crawl import load_truth
 
     truth = load_truth(home / "demo")
     kept = _urls(home / "tables" / "deduplicated_pages" / "pages.parquet")
@@ -62,7 +62,7 @@ def test_planted_exact_duplicates_are_gone(demo_run):
 
 def test_planted_pii_is_gone_from_every_table(demo_run):
     home, _, _ = demo_run
-    from curation.demo_crawl import load_truth
+    from curation.demo.crawl import load_truth
 
     values = [p["value"] for t in load_truth(home / "demo") for p in t["pii"]]
     assert values
@@ -74,7 +74,7 @@ def test_planted_pii_is_gone_from_every_table(demo_run):
 
 def test_no_benchmark_leak_survives_into_training_sets(demo_run):
     home, _, _ = demo_run
-    from curation.demo_crawl import load_truth
+    from curation.demo.crawl import load_truth
 
     leak_urls = {t["url"] for t in load_truth(home / "demo") if t["leaked_items"]}
     for name in ("general_corpus", "domain_corpus"):

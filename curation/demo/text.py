@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from curation.facts import Fault, capitalize
+from curation.demo.facts import Fault, capitalize
 
 # --- domain pages: each fact written in many phrasings, none copying a benchmark question -------
 

@@ -23,8 +23,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from curation import demo_text as T
-from curation.facts import FactBase, Fault, build_fact_base, capitalize
+from curation.demo import text as T
+from curation.demo.facts import FactBase, Fault, build_fact_base, capitalize
 from curation.tables import read_jsonl, write_jsonl_atomic, write_text_atomic
 
 WARC_DATE = "2026-11-01T00:00:00Z"
