@@ -5,15 +5,13 @@ import pyarrow as pa
 from pydantic import Field
 import pyarrow.parquet as pq
 
-from assets.ingest import crawl_shard
+from assets.ingest import crawl_shard, shard_file
 from assets.partitions import crawl_shard_partitions
-from curation.demo.crawl import load_truth
-from curation.pii import find_pii
+from assets.storage import ModelworksStorage
 from curation.extract import ExtractionSettings
 from curation.filters import default_filters
+from curation.pii import find_pii
 from curation.pipeline import CurationConfig, curate_shard
-from curation.demo.truth import score_curation, score_pii
-from pipelines.resources import ModelworksStorage
 
 
 class CuratedPagesConfig(dg.Config):
@@ -37,7 +35,9 @@ class CuratedPagesConfig(dg.Config):
 def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
                   storage: ModelworksStorage) -> dg.MaterializeResult:
     shard = context.partition_key
-    raw = next(storage.path("raw", "crawl").glob(f"{shard}.*"))
+    name = shard_file(storage, shard)
+    if name is None:
+        raise dg.Failure(f"crawl shard {shard!r} is not in the landing folder {storage.landing()}")
     cfg = CurationConfig(languages=tuple(config.languages), min_lang_score=config.min_lang_score,
                          max_page_bytes=config.max_page_bytes, blocked_domains=tuple(config.blocked_domains),
                          blocked_url_words=tuple(config.blocked_url_words),
@@ -45,11 +45,13 @@ def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
                          extraction=ExtractionSettings(mode=config.extraction_mode,
                                                        time_limit_s=config.extract_time_limit_s),
                          workers=config.workers)
-    context.log.info(f"curating {raw}")
-    # Rows stream straight into the partition's files (written beside, renamed at the end).
-    result = curate_shard(raw, cfg, shard,
-                          kept_path=storage.table_dir("curated_pages", shard) / "pages.parquet",
-                          dropped_path=storage.table_dir("curated_pages_dropped", shard) / "pages.parquet")
+    context.log.info(f"curating {storage.raw_shard(name)}")
+    # Rows stream straight into the partition's files, committed together when the shard is done.
+    with storage.reading(storage.raw_shard(name)) as raw, \
+            storage.writing(storage.curated_pages(shard)) as kept_path, \
+            storage.writing(storage.curated_dropped(shard)) as dropped_path:
+        result = curate_shard(raw, cfg, shard, kept_path=kept_path, dropped_path=dropped_path)
+        kept = pq.read_table(kept_path, columns=["url", "text"])
     s = result.stats
     n_kept, n_dropped = s["kept"], s["dropped"]
     metadata = {
@@ -65,12 +67,13 @@ def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
         "workers": s["workers"],
         "docs_per_s": s["docs_per_s"],
         "seconds_per_stage": dg.MetadataValue.json(s["seconds_per_stage"]),
-        "path": dg.MetadataValue.path(str(result.kept_path)),
-        "dropped_path": dg.MetadataValue.path(str(result.dropped_path)),
+        "path": dg.MetadataValue.path(storage.curated_pages(shard)),
+        "dropped_path": dg.MetadataValue.path(storage.curated_dropped(shard)),
     }
     truth = demo_truth(storage, shard)
     if truth:  # the demo crawl knows every page's fate: report precision/recall against it
-        kept = pq.read_table(result.kept_path, columns=["url", "text"])
+        from curation.demo.truth import score_curation, score_pii
+
         kept_urls = set(kept.column("url").to_pylist())
         metadata["vs_ground_truth"] = dg.MetadataValue.json(score_curation(kept_urls, truth))
         metadata["planted_pii"] = dg.MetadataValue.json(
@@ -79,8 +82,16 @@ def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
 
 
 def demo_truth(storage: ModelworksStorage, shard: str | None = None) -> list[dict]:
-    """The demo crawl's ground truth (all shards, or one), or [] for a crawl that has none."""
-    return load_truth(storage.demo_dir, shard) if (storage.demo_dir / "truth").exists() else []
+    """The demo crawl's ground truth (all shards, or one), or [] for a crawl that has none.
+
+    Only the generated demo crawl has a truth sidecar; a real crawl never touches the demo package.
+    """
+    if not storage.exists(storage.demo("truth")):
+        return []
+    from curation.demo.crawl import load_truth
+
+    with storage.reading(storage.demo()) as demo_dir:
+        return load_truth(demo_dir, shard)
 
 
 @dg.asset_check(asset=curated_pages, blocking=True, partitions_def=crawl_shard_partitions,
@@ -88,7 +99,8 @@ def demo_truth(storage: ModelworksStorage, shard: str | None = None) -> list[dic
 def no_pii_in_curated_pages(context: dg.AssetCheckExecutionContext,
                             storage: ModelworksStorage) -> dg.AssetCheckResult:
     shard = context.partition_key
-    table = pq.read_table(storage.table_dir("curated_pages", shard) / "pages.parquet", columns=["id", "text"])
+    with storage.reading(storage.curated_pages(shard)) as path:
+        table = pq.read_table(path, columns=["id", "text"])
     hits = [(i, kind) for i, text in zip(table.column("id").to_pylist(), table.column("text").to_pylist())
             for kind, _, _ in find_pii(text)]
     return dg.AssetCheckResult(passed=not hits, metadata={"pages_checked": table.num_rows,
@@ -96,6 +108,10 @@ def no_pii_in_curated_pages(context: dg.AssetCheckExecutionContext,
                                                           "examples": dg.MetadataValue.json(hits[:5])})
 
 
+def read_table(storage: ModelworksStorage, loc: str, columns: list[str] | None = None) -> pa.Table:
+    with storage.reading(loc) as path:
+        return pq.read_table(path, columns=columns)
+
+
 def read_curated(storage: ModelworksStorage, shards: list[str]) -> pa.Table:
-    return pa.concat_tables([pq.read_table(storage.table_dir("curated_pages", s) / "pages.parquet")
-                             for s in sorted(shards)])
+    return pa.concat_tables([read_table(storage, storage.curated_pages(s)) for s in sorted(shards)])

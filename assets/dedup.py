@@ -7,13 +7,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from assets.curation import demo_truth, curated_pages, read_curated
+import contextlib
+
+from assets.curation import curated_pages, demo_truth, read_curated, read_table
 from assets.partitions import crawl_shard_partitions
 from curation.dedup import exact_duplicate_mask, lsh_bands, minhash_signatures, near_duplicate_clusters
 from curation.dedup_scale import near_duplicate_clusters_duckdb
+from assets.storage import ModelworksStorage
 from curation.tables import write_parquet_atomic
-from curation.demo.truth import score_dedup
-from pipelines.resources import ModelworksStorage
 
 
 class MinhashConfig(dg.Config):
@@ -45,7 +46,7 @@ class DedupConfig(dg.Config):
 def minhash_signatures_asset(context: dg.AssetExecutionContext, config: MinhashConfig,
                              storage: ModelworksStorage) -> dg.MaterializeResult:
     shard = context.partition_key
-    table = pq.read_table(storage.table_dir("curated_pages", shard) / "pages.parquet", columns=["id", "text"])
+    table = read_table(storage, storage.curated_pages(shard), columns=["id", "text"])
     t0 = time.perf_counter()
     sigs = minhash_signatures(table.column("text"), num_perm=config.num_perm, ngram=config.ngram,
                               seed=config.seed)
@@ -55,10 +56,11 @@ def minhash_signatures_asset(context: dg.AssetExecutionContext, config: MinhashC
                                                                    config.num_perm)})
     # The cluster step refuses to mix shards signed with different parameters.
     out = out.replace_schema_metadata({"minhash": _signature_params(config.num_perm, config.ngram, config.seed)})
-    path = write_parquet_atomic(out, storage.table_dir("minhash_signatures", shard) / "signatures.parquet")
+    with storage.writing(storage.signatures(shard)) as tmp:
+        write_parquet_atomic(out, tmp)
     return dg.MaterializeResult(metadata={"documents": table.num_rows, "num_perm": config.num_perm,
                                           "signatures_per_s": round(table.num_rows / max(elapsed, 1e-9), 1),
-                                          "path": dg.MetadataValue.path(str(path))})
+                                          "path": dg.MetadataValue.path(storage.signatures(shard))})
 
 
 def _signature_params(num_perm: int, ngram: int, seed: int) -> str:
@@ -71,11 +73,17 @@ def _signature_params(num_perm: int, ngram: int, seed: int) -> str:
 def deduplicated_pages(context: dg.AssetExecutionContext, config: DedupConfig,
                        storage: ModelworksStorage) -> dg.MaterializeResult:
     shards = sorted(context.instance.get_dynamic_partitions(crawl_shard_partitions.name))
-    shards = [s for s in shards if (storage.table_dir("minhash_signatures", s) / "signatures.parquet").exists()]
+    shards = [s for s in shards if storage.exists(storage.signatures(s))]
     if not shards:
         raise dg.Failure("no shard has been curated and signed yet")
+    with contextlib.ExitStack() as stack:
+        return _deduplicate(context, config, storage, shards, stack)
+
+
+def _deduplicate(context, config: DedupConfig, storage: ModelworksStorage, shards: list[str],
+                 stack: contextlib.ExitStack) -> dg.MaterializeResult:
     docs = read_curated(storage, shards)
-    sig_files = [storage.table_dir("minhash_signatures", s) / "signatures.parquet" for s in shards]
+    sig_files = [stack.enter_context(storage.reading(storage.signatures(s))) for s in shards]
     params = {(pq.read_schema(f).metadata or {}).get(b"minhash", b"").decode() for f in sig_files}
     if len(params) != 1 or "" in params:
         raise dg.Failure(f"shards were signed with different MinHash parameters {sorted(params)}; "
@@ -102,7 +110,7 @@ def deduplicated_pages(context: dg.AssetExecutionContext, config: DedupConfig,
     if config.engine == "duckdb":
         # verify="text": DuckDB re-reads the candidates' texts from the shards' curated Parquet
         # (a page in two shards is taken from the first, as read_curated does).
-        text_files = [storage.table_dir("curated_pages", s) / "pages.parquet" for s in shards]
+        text_files = [stack.enter_context(storage.reading(storage.curated_pages(s))) for s in shards]
         try:
             clusters = near_duplicate_clusters_duckdb(sig_files, config.jaccard_threshold, bands=bands, rows=rows,
                                                       ids=surv_ids, verify=config.verify, text_files=text_files,
@@ -135,8 +143,10 @@ def deduplicated_pages(context: dg.AssetExecutionContext, config: DedupConfig,
         removed_rows.append(survivors[j]), reason.append("near_duplicate"), keeper.append(cluster_id[j])
     removed = docs.take(pa.array(removed_rows, pa.int64())).append_column("drop_reason", pa.array(reason, pa.string())) \
         .append_column("duplicate_of", pa.array(keeper, pa.string()))
-    path = write_parquet_atomic(kept, storage.table_dir("deduplicated_pages") / "pages.parquet")
-    write_parquet_atomic(removed, storage.table_dir("deduplicated_pages_removed") / "pages.parquet")
+    with storage.writing(storage.deduplicated_pages()) as tmp:
+        write_parquet_atomic(kept, tmp)
+    with storage.writing(storage.duplicates_removed()) as tmp:
+        write_parquet_atomic(removed, tmp)
 
     n = docs.num_rows
     metadata = {
@@ -149,10 +159,12 @@ def deduplicated_pages(context: dg.AssetExecutionContext, config: DedupConfig,
         "dedup_s": round(elapsed, 3), "jaccard_threshold": config.jaccard_threshold,
         "lsh_bands_x_rows": f"{bands} x {rows}", "verify": config.verify, "engine": config.engine,
         "shards_list": dg.MetadataValue.json(shards),
-        "path": dg.MetadataValue.path(str(path)),
+        "path": dg.MetadataValue.path(storage.deduplicated_pages()),
     }
     truth = demo_truth(storage)
     if truth:
+        from curation.demo.truth import score_dedup
+
         by_id_url = set(docs.column("url").to_pylist())
         metadata["vs_ground_truth"] = dg.MetadataValue.json(
             score_dedup(set(kept.column("url").to_pylist()), truth, by_id_url, config.jaccard_threshold))
@@ -162,7 +174,7 @@ def deduplicated_pages(context: dg.AssetExecutionContext, config: DedupConfig,
 @dg.asset_check(asset=deduplicated_pages, blocking=True,
                 description="No two kept pages share the same normalized text.")
 def no_exact_duplicates_remain(storage: ModelworksStorage) -> dg.AssetCheckResult:
-    table = pq.read_table(storage.table_dir("deduplicated_pages") / "pages.parquet", columns=["id", "text"])
+    table = read_table(storage, storage.deduplicated_pages(), columns=["id", "text"])
     keep, _ = exact_duplicate_mask(table.column("id").to_pylist(), table.column("text").to_pylist())
     return dg.AssetCheckResult(passed=bool(keep.all()), metadata={"rows": table.num_rows,
                                                                   "duplicates_found": int((~keep).sum())})

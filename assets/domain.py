@@ -3,15 +3,13 @@
 import dagster as dg
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from assets.curation import demo_truth
+from assets.curation import demo_truth, read_table
 from assets.dedup import deduplicated_pages
-from assets.ingest import seed_corpus
+from assets.seed import seed_corpus
+from assets.storage import ModelworksStorage
 from curation.domain import DEFAULT_DOMAIN_THRESHOLD, domain_similarity, select_domain
 from curation.tables import write_parquet_atomic
-from curation.demo.truth import score_domain
-from pipelines.resources import ModelworksStorage
 
 
 class DomainSelectionConfig(dg.Config):
@@ -29,18 +27,27 @@ class DomainSelectionConfig(dg.Config):
     ],
 )
 def domain_selection(config: DomainSelectionConfig, storage: ModelworksStorage):
-    pages = pq.read_table(storage.table_dir("deduplicated_pages") / "pages.parquet")
-    seed_texts = [p.read_text(encoding="utf-8") for p in sorted(storage.path("seed").glob("*.txt"))]
+    pages = read_table(storage, storage.deduplicated_pages())
+    # Only the generation part of the seed corpus steers selection; held-out documents stay unseen.
+    chunks = read_table(storage, storage.seed_chunks(), columns=["doc_id", "text", "split"])
+    by_doc: dict[str, list[str]] = {}
+    for doc, text, split in zip(*(chunks.column(c).to_pylist() for c in ("doc_id", "text", "split"))):
+        if split == "generation":
+            by_doc.setdefault(doc, []).append(text)
+    seed_texts = ["\n\n".join(parts) for parts in by_doc.values()]
     scores = domain_similarity(seed_texts, pages.column("text").to_pylist())
     mask = select_domain(scores, config.similarity_threshold)
     pages = pages.append_column("domain_score", pa.array(scores.astype(np.float64)))
     domain = pages.filter(pa.array(mask))
     general = pages.filter(pa.array(~mask))
-    d_path = write_parquet_atomic(domain, storage.table_dir("domain_corpus") / "pages.parquet")
-    g_path = write_parquet_atomic(general, storage.table_dir("general_corpus") / "pages.parquet")
+    for table, name in ((domain, "domain_corpus"), (general, "general_corpus")):
+        with storage.writing(storage.corpus(name)) as tmp:
+            write_parquet_atomic(table, tmp)
     truth = demo_truth(storage)
     quality = {}
     if truth:
+        from curation.demo.truth import score_domain
+
         quality["vs_ground_truth"] = dg.MetadataValue.json(score_domain(
             set(domain.column("url").to_pylist()), set(pages.column("url").to_pylist()), truth))
     hist = np.histogram(scores, bins=10, range=(0.0, 1.0))[0].tolist()
@@ -48,17 +55,18 @@ def domain_selection(config: DomainSelectionConfig, storage: ModelworksStorage):
         "rows": domain.num_rows, "words": int(pa.compute.sum(domain.column("n_words")).as_py() or 0),
         "selected_fraction": round(domain.num_rows / max(1, pages.num_rows), 4),
         "threshold": config.similarity_threshold, "score_histogram_0_to_1": dg.MetadataValue.json(hist),
-        "path": dg.MetadataValue.path(str(d_path)), **quality})
+        "seed_documents_used": len(seed_texts),
+        "path": dg.MetadataValue.path(storage.corpus("domain_corpus")), **quality})
     yield dg.MaterializeResult(asset_key="general_corpus", metadata={
         "rows": general.num_rows, "words": int(pa.compute.sum(general.column("n_words")).as_py() or 0),
-        "path": dg.MetadataValue.path(str(g_path))})
+        "path": dg.MetadataValue.path(storage.corpus("general_corpus"))})
 
 
 @dg.asset_check(asset="domain_corpus", description="The domain corpus is non-empty and clearly more similar to the "
                                                    "seed corpus than the general corpus is.")
 def domain_corpus_separates_from_general(storage: ModelworksStorage) -> dg.AssetCheckResult:
-    domain = pq.read_table(storage.table_dir("domain_corpus") / "pages.parquet", columns=["domain_score"])
-    general = pq.read_table(storage.table_dir("general_corpus") / "pages.parquet", columns=["domain_score"])
+    domain = read_table(storage, storage.corpus("domain_corpus"), columns=["domain_score"])
+    general = read_table(storage, storage.corpus("general_corpus"), columns=["domain_score"])
     d = float(np.mean(domain.column("domain_score").to_numpy())) if domain.num_rows else 0.0
     g = float(np.mean(general.column("domain_score").to_numpy())) if general.num_rows else 0.0
     return dg.AssetCheckResult(passed=domain.num_rows > 0 and d > 2 * g,
@@ -72,11 +80,11 @@ def domain_corpus_separates_from_general(storage: ModelworksStorage) -> dg.Asset
 def table_catalog(storage: ModelworksStorage) -> dg.MaterializeResult:
     from curation.catalog import build_catalog, query
 
-    db = storage.path("catalog.duckdb")
-    rows = build_catalog(storage.path("tables"), db)
-    reasons = query(db, "SELECT drop_reason, count(*) AS pages FROM curated_pages_dropped "
-                        "GROUP BY 1 ORDER BY 2 DESC") if "curated_pages_dropped" in rows else []
+    with storage.reading(storage.tables_root()) as tables, storage.writing(storage.catalog_db()) as db:
+        rows = build_catalog(tables, db)
+        reasons = query(db, "SELECT drop_reason, count(*) AS pages FROM curated_pages_dropped "
+                            "GROUP BY 1 ORDER BY 2 DESC") if "curated_pages_dropped" in rows else []
     md = "| drop reason | pages |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in reasons)
     return dg.MaterializeResult(metadata={"rows_per_view": dg.MetadataValue.json(rows),
                                           "drop_reasons_all_shards": dg.MetadataValue.md(md),
-                                          "path": dg.MetadataValue.path(str(db))})
+                                          "path": dg.MetadataValue.path(storage.catalog_db())})

@@ -1,60 +1,163 @@
-"""Synthetic group: grounded SFT conversations and preference pairs generated from the seed corpus."""
+"""Synthetic group: guided SFT conversations and preference pairs from the generation part of the seed corpus."""
 
+import time
 from collections import Counter
 
 import dagster as dg
+from pydantic import Field
 
-from assets.ingest import seed_corpus
-from curation.synthetic import SyntheticConfig, generate, parse_seed_corpus
-from curation.tables import write_jsonl_atomic
-from pipelines.resources import ModelworksStorage
+from assets.curation import read_table
+from assets.partitions import seed_batch_partitions
+from assets.seed import seed_corpus
+from assets.storage import ModelworksStorage
+from assets.teacher import TeacherResource
+from curation.tables import read_jsonl, write_jsonl_atomic
+
+SYNTHETIC_SETS = ("sft", "preferences", "quarantine")
 
 
 class SyntheticDataConfig(dg.Config):
-    questions_per_entry: int = 4
+    """The guided chain (topics -> questions of four kinds -> grounded answers -> judge); see ChainConfig."""
+    kinds: list[str] = ["mcq", "qa", "completion", "summarization"]
+    topics_per_chunk: int = 2
+    questions_per_topic: int = 1
+    answers_per_question: int = Field(default=3, description="Sampled answers per question, ranked by the judge "
+                                                            "into preference pairs.")
+    judge_threshold: float = 3.5
+    preference_margin: float = 1.0
+    near_dup_threshold: float = 0.8
+    prompts_dir: str = Field(default="", description="A folder of edited prompt templates; empty = packaged ones.")
     seed: int = 0
+    on_policy_model: str = Field(default="", description="On-policy preference answers: a model stage ('sft') or "
+                                                         "an HF directory that samples the answers instead of the teacher.")
+
+
+def _chain_config(config: SyntheticDataConfig):
+    from curation.synthetic.chain import ChainConfig
+
+    fields = set(ChainConfig.__dataclass_fields__)
+    return ChainConfig(**{k: (tuple(v) if isinstance(v, list) else v)
+                          for k, v in config.model_dump().items() if k in fields})
+
+
+def load_chunks(storage: ModelworksStorage, split: str, batch: str | None = None):
+    """Seed chunks of one part (generation / heldout), optionally of one batch, as library Chunk objects."""
+    from curation.seed import Chunk
+
+    t = read_table(storage, storage.seed_chunks()).to_pylist()
+    return [Chunk(id=r["chunk_id"], doc_id=r["doc_id"], source=r["source"], heading=r["heading"], text=r["text"],
+                  index=r["index"]) for r in t if r["split"] == split and (batch is None or r["batch"] == batch)]
+
+
+def teacher_failure(err: Exception, stats: dict) -> dg.Failure:
+    return dg.Failure(f"the teacher stopped answering: {err}. Answers received so far are cached; rematerialize once "
+                      "the server is back and only the unanswered prompts are sent again.",
+                      metadata={"teacher_stats": dg.MetadataValue.json(stats)})
 
 
 @dg.multi_asset(
+    partitions_def=seed_batch_partitions,
     specs=[
-        dg.AssetSpec("sft_conversations", group_name="synthetic", code_version="1", kinds={"jsonl"},
-                     deps=[seed_corpus], description='SFT chats {"messages": [...]} grounded in the seed manuals.'),
-        dg.AssetSpec("preference_pairs", group_name="synthetic", code_version="1", kinds={"jsonl"},
-                     deps=[seed_corpus],
-                     description="DPO pairs: chosen = grounded answer, rejected = a plausible wrong answer."),
+        dg.AssetSpec("sft_conversations", group_name="synthetic", code_version="2", kinds={"jsonl"}, deps=[seed_corpus],
+                     description='SFT chats {"messages": [...]} written by the teacher from seed chunks, judged on a '
+                                 "rubric; every row names its document, chunk, teacher, prompt version and scores."),
+        dg.AssetSpec("preference_pairs", group_name="synthetic", code_version="2", kinds={"jsonl"}, deps=[seed_corpus],
+                     description="DPO pairs: several sampled answers per question ranked by the judge "
+                                 "(chosen = best, rejected = worst, kept above a score margin)."),
+        dg.AssetSpec("synthetic_quarantine", group_name="synthetic", code_version="2", kinds={"jsonl"},
+                     deps=[seed_corpus], description="Teacher output that was malformed, off-topic, duplicated or "
+                                                     "below the judge threshold, with its reason."),
     ],
 )
-def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticDataConfig, storage: ModelworksStorage):
-    entries = parse_seed_corpus(sorted(storage.path("seed").glob("*.txt")))
-    out = generate(entries, SyntheticConfig(config.questions_per_entry, config.seed))
-    context.log.info(f"synthetic data: {out['stats']}")
-    sft_path = storage.path("synthetic", "sft.jsonl")
-    pref_path = storage.path("synthetic", "preferences.jsonl")
-    write_jsonl_atomic(out["sft"], sft_path)
-    write_jsonl_atomic(out["preferences"], pref_path)
-    example = out["sft"][0]["messages"] if out["sft"] else []
+def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticDataConfig, storage: ModelworksStorage,
+                   teacher: TeacherResource):
+    from curation.synthetic.chain import run_chain
+    from curation.synthetic.teacher import TeacherConfig, TeacherUnavailable, make_teacher
+
+    batch = context.partition_key
+    chunks = load_chunks(storage, "generation", batch)
+    context.log.info(f"synthetic data for {batch}: {len(chunks)} chunks, teacher backend={teacher.backend}")
+    t = teacher.build(storage)
+    answerer = None
+    if config.on_policy_model:
+        model_dir = storage.model(config.on_policy_model) if "/" not in config.on_policy_model \
+            else config.on_policy_model
+        answerer = make_teacher(TeacherConfig(backend="transformers", model_path=str(storage.local_path(model_dir)),
+                                              cache_dir=str(storage.local_path(storage.teacher_cache()))))
+    t0 = time.perf_counter()
+    try:
+        result = run_chain(chunks, t, _chain_config(config), answerer=answerer, log=context.log.info)
+    except TeacherUnavailable as err:
+        raise teacher_failure(err, t.stats) from err
+    elapsed = time.perf_counter() - t0
+    for name, rows in (("sft", result.sft), ("preferences", result.preferences), ("quarantine", result.quarantine)):
+        with storage.writing(storage.synthetic(name, batch)) as tmp:
+            write_jsonl_atomic(rows, tmp)
+    stats = result.stats
+    from evaluation.histogram import histogram_png
+    from evaluation.plots import png_markdown
+
+    scores = [r["judge_mean"] for r in result.sft + result.quarantine if isinstance(r.get("judge_mean"), (int, float))]
+    judge_hist = png_markdown(histogram_png(scores, "judge score of judged items", "rubric mean"), "judge scores")
+    common = {"teacher_model": t.model_name, "teacher_backend": teacher.backend, "chunks": len(chunks),
+              "generation_s": round(elapsed, 1)}
     yield dg.MaterializeResult(asset_key="sft_conversations", metadata={
-        **{k: v for k, v in out["stats"].items()},
-        "by_equipment": dg.MetadataValue.json(dict(Counter(r["equipment"] for r in out["sft"]))),
-        "example": dg.MetadataValue.json(example), "path": dg.MetadataValue.path(str(sft_path))})
+        **common, "conversations": len(result.sft),
+        "by_kind": dg.MetadataValue.json(dict(Counter(r.get("kind") for r in result.sft))),
+        "documents": len({r.get("doc_id") for r in result.sft}),
+        "requests": t.stats.get("requests", 0), "cache_hits": t.stats.get("cache_hits", 0),
+        "tokens_in": t.stats.get("prompt_tokens", 0), "tokens_out": t.stats.get("completion_tokens", 0),
+        "retries": t.stats.get("retries", 0),
+        "acceptance_rate_per_kind": dg.MetadataValue.json(stats.get("acceptance_rate_per_kind", {})),
+        "judge_score_histogram": dg.MetadataValue.md(judge_hist),
+        "sample": dg.MetadataValue.json(result.sft[:3]),
+        "path": dg.MetadataValue.path(storage.synthetic("sft", batch))})
     yield dg.MaterializeResult(asset_key="preference_pairs", metadata={
-        "pairs": len(out["preferences"]),
-        "example": dg.MetadataValue.json(out["preferences"][0] if out["preferences"] else {}),
-        "path": dg.MetadataValue.path(str(pref_path))})
+        **common, "pairs": len(result.preferences), "sample": dg.MetadataValue.json(result.preferences[:2]),
+        "on_policy_model": config.on_policy_model or "(teacher)",
+        "path": dg.MetadataValue.path(storage.synthetic("preferences", batch))})
+    yield dg.MaterializeResult(asset_key="synthetic_quarantine", metadata={
+        **common, "rows": len(result.quarantine),
+        "by_reason": dg.MetadataValue.json(dict(Counter(r.get("reason") for r in result.quarantine))),
+        "sample": dg.MetadataValue.json(result.quarantine[:3]),
+        "path": dg.MetadataValue.path(storage.synthetic("quarantine", batch))})
 
 
-@dg.asset_check(asset="sft_conversations", description="Every synthetic answer is grounded: it names the cause and "
-                                                       "fix of a seed-manual entry for the asked symptom.")
-def synthetic_answers_are_grounded(storage: ModelworksStorage) -> dg.AssetCheckResult:
-    from curation.synthetic import judge
-    from curation.tables import read_jsonl
+def read_synthetic(storage: ModelworksStorage, name: str) -> list[dict]:
+    """One synthetic set over every seed batch that has been generated."""
+    from assets.partitions import SEED_BATCHES
 
-    entries = parse_seed_corpus(sorted(storage.path("seed").glob("*.txt")))
-    rows = read_jsonl(storage.path("synthetic", "sft.jsonl"))
-    ungrounded = 0
+    rows = []
+    for batch in SEED_BATCHES:
+        if storage.exists(storage.synthetic(name, batch)):
+            with storage.reading(storage.synthetic(name, batch)) as p:
+                rows += read_jsonl(p)
+    return rows
+
+
+@dg.asset_check(asset="sft_conversations", blocking=True, partitions_def=seed_batch_partitions,
+                description="Every kept answer is supported by its own seed chunk, by a lexical support test that "
+                            "neither the generator nor the judge uses.")
+def synthetic_answers_supported_by_chunk(context: dg.AssetCheckExecutionContext,
+                                         storage: ModelworksStorage) -> dg.AssetCheckResult:
+    from curation.synthetic.chain import answer_supported_by_chunk
+
+    batch = context.partition_key
+    chunks = {c.id: c.text for c in load_chunks(storage, "generation", batch)}
+    with storage.reading(storage.synthetic("sft", batch)) as p:
+        rows = read_jsonl(p)
+    unsupported, missing_chunk, examples = 0, 0, []
     for row in rows:
-        question, answer = row["messages"][0]["content"], row["messages"][1]["content"]
-        matches = [e for e in entries if e.symptom in question and e.equipment in question]
-        ungrounded += not any(judge(answer, e) for e in matches)
-    return dg.AssetCheckResult(passed=bool(rows) and ungrounded == 0,
-                               metadata={"conversations": len(rows), "ungrounded": ungrounded})
+        text = chunks.get(row.get("chunk_id"))
+        if text is None:
+            missing_chunk += 1
+            continue
+        answer = next(m["content"] for m in row["messages"] if m["role"] == "assistant")
+        ok, score = answer_supported_by_chunk(answer, text)
+        if not ok:
+            unsupported += 1
+            examples.append({"chunk_id": row.get("chunk_id"), "support": round(score, 3), "answer": answer[:200]})
+    return dg.AssetCheckResult(
+        passed=bool(rows) and unsupported == 0 and missing_chunk == 0,
+        metadata={"conversations": len(rows), "unsupported": unsupported, "rows_without_a_known_chunk": missing_chunk,
+                  "examples": dg.MetadataValue.json(examples[:5])})

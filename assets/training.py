@@ -11,40 +11,41 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from assets.benchmarks import decontaminated_training_sets
+from assets.profiles import ProfileResource
+from assets.storage import ModelworksStorage
 from evaluation.plots import line_plot_png, png_markdown, save_png
-from pipelines.profiles import active_profile
-from pipelines.resources import ModelworksStorage
 
-P = active_profile()
+PROFILE_DEFAULT = "None: the profile's value"
 
 
 def _corpus_texts(storage: ModelworksStorage, name: str) -> list[str]:
-    path = storage.path("decontaminated", f"{name}.parquet")
-    return pq.read_table(path, columns=["text"]).column("text").to_pylist()
+    with storage.reading(storage.decontaminated(name, ".parquet")) as path:
+        return pq.read_table(path, columns=["text"]).column("text").to_pylist()
 
 
 class TokenizerConfig(dg.Config):
-    vocab_size: int = P.vocab_size
+    vocab_size: int | None = None
 
 
 @dg.asset(group_name="training", code_version="1", deps=[decontaminated_training_sets], kinds={"huggingface"},
           description="Byte-level BPE tokenizer (tokenizers) with a chat template, trained on the curated corpora.")
-def tokenizer(config: TokenizerConfig, storage: ModelworksStorage) -> dg.MaterializeResult:
+def tokenizer(config: TokenizerConfig, storage: ModelworksStorage, profile: ProfileResource) -> dg.MaterializeResult:
     from training.tokenizer import train_bpe_tokenizer
 
+    config = profile.resolve(config, {"vocab_size": "vocab_size"})
     texts = _corpus_texts(storage, "general_corpus") + _corpus_texts(storage, "domain_corpus")
     t0 = time.perf_counter()
-    tok = train_bpe_tokenizer(texts, config.vocab_size, storage.path("models", "tokenizer"))
+    tok = train_bpe_tokenizer(texts, config.vocab_size, storage.local_path(storage.model("tokenizer")))
     sample = texts[0][:300] if texts else ""
     n_tokens = len(tok(sample)["input_ids"]) if sample else 0
     return dg.MaterializeResult(metadata={
         "vocab_size": len(tok), "training_documents": len(texts), "train_s": round(time.perf_counter() - t0, 2),
         "chars_per_token_sample": round(len(sample) / max(1, n_tokens), 2),
-        "path": dg.MetadataValue.path(str(storage.path("models", "tokenizer")))})
+        "path": dg.MetadataValue.path(storage.model("tokenizer"))})
 
 
 class TokenShardsConfig(dg.Config):
-    seq_len: int = P.seq_len
+    seq_len: int | None = None
 
 
 @dg.multi_asset(
@@ -52,49 +53,57 @@ class TokenShardsConfig(dg.Config):
                         kinds={"numpy"}, description="Packed token shards of the general corpus (memory-mapped)."),
            dg.AssetSpec("domain_tokens", group_name="training", code_version="1", deps=["tokenizer"],
                         kinds={"numpy"}, description="Packed token shards of the domain corpus (memory-mapped).")])
-def token_shards(config: TokenShardsConfig, storage: ModelworksStorage):
+def token_shards(config: TokenShardsConfig, storage: ModelworksStorage, profile: ProfileResource):
     from transformers import AutoTokenizer
 
     from training.packing import pack_token_shards
 
-    tok = AutoTokenizer.from_pretrained(storage.path("models", "tokenizer"))
+    config = profile.resolve(config, {"seq_len": "seq_len"})
+    tok = AutoTokenizer.from_pretrained(storage.local_path(storage.model("tokenizer")))
     for asset, corpus in (("general_tokens", "general_corpus"), ("domain_tokens", "domain_corpus")):
         texts = _corpus_texts(storage, corpus)
         t0 = time.perf_counter()
-        index = pack_token_shards(texts, tok, storage.path("tokens", corpus), config.seq_len)
+        index = pack_token_shards(texts, tok, storage.local_path(storage.tokens(corpus)), config.seq_len)
         elapsed = time.perf_counter() - t0
         n_tokens = int(index.get("n_tokens", sum(s.get("n_tokens", 0) for s in index.get("shards", []))))
         yield dg.MaterializeResult(asset_key=asset, metadata={
             "documents": len(texts), "tokens": n_tokens, "seq_len": config.seq_len,
             "tokens_per_s": round(n_tokens / max(elapsed, 1e-9)), "dtype": index.get("dtype", ""),
-            "path": dg.MetadataValue.path(str(storage.path("tokens", corpus)))})
+            "path": dg.MetadataValue.path(storage.tokens(corpus))})
 
 
 class PretrainAssetConfig(dg.Config):
-    preset: str = P.model_preset
-    seq_len: int = P.seq_len
-    micro_batch_size: int = P.micro_batch_size
+    preset: str | None = None
+    seq_len: int | None = None
+    micro_batch_size: int | None = None
     grad_accum_steps: int = 1
-    max_steps: int = P.base_steps
-    lr: float = P.base_lr
+    max_steps: int | None = None
+    lr: float | None = None
     warmup_steps: int = 20
     schedule: str = "cosine"
     seed: int = 0
     # torchrun: processes per node (GPUs, or CPU processes with gloo), nodes, and how ranks are split
-    nproc_per_node: int = P.nproc_per_node
+    nproc_per_node: int | None = None
     nnodes: int = 1
     rdzv_endpoint: str = ""  # host:port of the c10d rendezvous when nnodes > 1
     parallelism: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard)
     compile: bool = False
-    checkpoint_every: int = P.checkpoint_every
+    checkpoint_every: int | None = None
     keep_checkpoints: int = 2
 
 
+PRETRAIN_FROM_PROFILE = {"preset": "model_preset", "seq_len": "seq_len", "micro_batch_size": "micro_batch_size",
+                         "max_steps": "base_steps", "lr": "base_lr", "nproc_per_node": "nproc_per_node",
+                         "checkpoint_every": "checkpoint_every"}
+
+
 class DaptAssetConfig(PretrainAssetConfig):
-    max_steps: int = P.dapt_steps
-    lr: float = P.dapt_lr
     schedule: str = "wsd"
-    replay_ratio: float = P.dapt_replay_ratio
+    replay_ratio: float | None = None
+
+
+DAPT_FROM_PROFILE = {**PRETRAIN_FROM_PROFILE, "max_steps": "dapt_steps", "lr": "dapt_lr",
+                     "replay_ratio": "dapt_replay_ratio"}
 
 
 def _loss_plot(curve, title: str, out_dir: Path) -> dict:
@@ -157,7 +166,7 @@ def _torchrun(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient
     fingerprint = run_fingerprint(
         train_config, world_size, {k: str(v) for k, v in run.items()},
         *[file_signature(run.get(k)) for k in ("data_dir", "replay_data_dir", "init_model_dir", "tokenizer_dir")])
-    stage_ckpts = storage.path("checkpoints", stage)
+    stage_ckpts = storage.local_path(storage.checkpoints(stage))
     ckpt_dir = stage_ckpts / fingerprint
     out = run["out_dir"]
     run_file = write_run_file(ckpt_dir / "run.json", train_config, checkpoint_dir=ckpt_dir, **run)
@@ -186,34 +195,38 @@ def _torchrun(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient
           pool="training", description="A small Llama-architecture model pretrained from scratch on the general corpus "
                                        "(torchrun through Dagster Pipes; DDP or FSDP2; resumes from checkpoints).")
 def base_model(context: dg.AssetExecutionContext, config: PretrainAssetConfig, storage: ModelworksStorage,
-               pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+               profile: ProfileResource, pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    config = profile.resolve(config, PRETRAIN_FROM_PROFILE)
+    local = storage.local_path
     return _torchrun(context, pipes_subprocess_client, storage, "base", config, "base pretraining",
-                     data_dir=storage.path("tokens", "general_corpus"), out_dir=storage.path("models", "base"),
-                     tokenizer_dir=storage.path("models", "tokenizer"))
+                     data_dir=local(storage.tokens("general_corpus")), out_dir=local(storage.model("base")),
+                     tokenizer_dir=local(storage.model("tokenizer")))
 
 
 @dg.asset(group_name="training", code_version="2", deps=[base_model, "domain_tokens", "general_tokens"],
           kinds={"pytorch"}, pool="training",
           description="Domain-adaptive pretraining: the base model continued on the domain corpus, with general replay.")
 def dapt_model(context: dg.AssetExecutionContext, config: DaptAssetConfig, storage: ModelworksStorage,
-               pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+               profile: ProfileResource, pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    config = profile.resolve(config, DAPT_FROM_PROFILE)
+    local = storage.local_path
     result = _torchrun(context, pipes_subprocess_client, storage, "dapt", config, "domain-adaptive pretraining",
-                       data_dir=storage.path("tokens", "domain_corpus"), out_dir=storage.path("models", "dapt"),
-                       init_model_dir=storage.path("models", "base"),
-                       replay_data_dir=storage.path("tokens", "general_corpus"), replay_ratio=config.replay_ratio)
+                       data_dir=local(storage.tokens("domain_corpus")), out_dir=local(storage.model("dapt")),
+                       init_model_dir=local(storage.model("base")),
+                       replay_data_dir=local(storage.tokens("general_corpus")), replay_ratio=config.replay_ratio)
     return dg.MaterializeResult(metadata={**result.metadata, "replay_ratio": config.replay_ratio})
 
 
 class SFTAssetConfig(dg.Config):
-    num_train_epochs: float = P.sft_epochs
-    learning_rate: float = P.sft_lr
+    num_train_epochs: float | None = None
+    learning_rate: float | None = None
     per_device_train_batch_size: int = 16
     seed: int = 0
 
 
 class DPOAssetConfig(dg.Config):
-    num_train_epochs: float = P.dpo_epochs
-    learning_rate: float = P.dpo_lr
+    num_train_epochs: float | None = None
+    learning_rate: float | None = None
     per_device_train_batch_size: int = 16
     beta: float = 0.1
     seed: int = 0
@@ -228,12 +241,14 @@ def _posttrain_metadata(metrics: dict, title: str, out_dir: Path) -> dict:
 @dg.asset(group_name="training", code_version="1", deps=[dapt_model, decontaminated_training_sets],
           kinds={"pytorch"}, pool="training",
           description="Supervised fine-tuning (TRL SFTTrainer) of the DAPT model on the synthetic conversations.")
-def sft_model(context: dg.AssetExecutionContext, config: SFTAssetConfig,
-              storage: ModelworksStorage) -> dg.MaterializeResult:
+def sft_model(context: dg.AssetExecutionContext, config: SFTAssetConfig, storage: ModelworksStorage,
+              profile: ProfileResource) -> dg.MaterializeResult:
     from training.posttrain import SFTRunConfig, sft
 
-    out = storage.path("models", "sft")
-    metrics = sft(storage.path("models", "dapt"), storage.path("decontaminated", "sft_conversations.jsonl"), out,
+    config = profile.resolve(config, {"num_train_epochs": "sft_epochs", "learning_rate": "sft_lr"})
+    out = storage.local_path(storage.model("sft"))
+    metrics = sft(storage.local_path(storage.model("dapt")),
+                  storage.local_path(storage.decontaminated("sft_conversations", ".jsonl")), out,
                   SFTRunConfig(num_train_epochs=config.num_train_epochs, learning_rate=config.learning_rate,
                                per_device_train_batch_size=config.per_device_train_batch_size, seed=config.seed),
                   _log_progress(context, "sft"))
@@ -243,12 +258,14 @@ def sft_model(context: dg.AssetExecutionContext, config: SFTAssetConfig,
 @dg.asset(group_name="training", code_version="1", deps=[sft_model, decontaminated_training_sets],
           kinds={"pytorch"}, pool="training",
           description="Direct preference optimization (TRL DPOTrainer) of the SFT model on the preference pairs.")
-def dpo_model(context: dg.AssetExecutionContext, config: DPOAssetConfig,
-              storage: ModelworksStorage) -> dg.MaterializeResult:
+def dpo_model(context: dg.AssetExecutionContext, config: DPOAssetConfig, storage: ModelworksStorage,
+              profile: ProfileResource) -> dg.MaterializeResult:
     from training.posttrain import DPORunConfig, dpo
 
-    out = storage.path("models", "dpo")
-    metrics = dpo(storage.path("models", "sft"), storage.path("decontaminated", "preference_pairs.jsonl"), out,
+    config = profile.resolve(config, {"num_train_epochs": "dpo_epochs", "learning_rate": "dpo_lr"})
+    out = storage.local_path(storage.model("dpo"))
+    metrics = dpo(storage.local_path(storage.model("sft")),
+                  storage.local_path(storage.decontaminated("preference_pairs", ".jsonl")), out,
                   DPORunConfig(num_train_epochs=config.num_train_epochs, learning_rate=config.learning_rate,
                                per_device_train_batch_size=config.per_device_train_batch_size, beta=config.beta,
                                seed=config.seed),
@@ -260,8 +277,8 @@ def dpo_model(context: dg.AssetExecutionContext, config: DPOAssetConfig,
 def base_model_loss_decreased(storage: ModelworksStorage) -> dg.AssetCheckResult:
     from training.pretrain import METRICS_FILE
 
-    meta = json.loads((storage.path("models", "base") / METRICS_FILE).read_text()) \
-        if (storage.path("models", "base") / METRICS_FILE).exists() else {}
+    metrics_file = storage.local_path(storage.model("base")) / METRICS_FILE
+    meta = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     curve = meta.get("loss_curve") or []
     if len(curve) < 2:
         return dg.AssetCheckResult(passed=False, metadata={"reason": "no loss curve recorded"})

@@ -1,5 +1,5 @@
 """Orchestration: the Dagster code location lives in `pipelines.definitions` (see workspace.yaml).
 
-Nothing is imported here on purpose: assets import `pipelines.resources` and `pipelines.profiles`,
-and an eager import of the definitions from this package would make that a cycle.
+Nothing is imported here on purpose: importing this package must not build the code location.
+The layers run one way: pipelines -> assets -> libraries (curation, training, evaluation).
 """

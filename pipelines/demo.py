@@ -34,14 +34,14 @@ def run(profile_name: str | None = None, regenerate: bool = False) -> dict:
     _ensure_dagster_home()
     import dagster as dg
 
+    from assets.partitions import SEED_BATCHES, crawl_shard_partitions
+    from assets.profiles import profile_named
+    from assets.storage import modelworks_home, shard_key
     from curation.demo.crawl import DemoCrawlConfig, generate_demo_crawl
-    from evaluation.benchmarks import CHANCE
-    from evaluation.report import format_stage_table
-    from pipelines.definitions import crawl_shard_partitions, defs, shard_key
-    from pipelines.profiles import active_profile
-    from pipelines.resources import modelworks_home
+    from pipelines.definitions import build_definitions
 
-    profile = active_profile()
+    profile = profile_named(profile_name)
+    defs = build_definitions(profile.name)
     home = Path(modelworks_home())
     landing = home / "landing"
     t_start = time.perf_counter()
@@ -66,7 +66,18 @@ def run(profile_name: str | None = None, regenerate: bool = False) -> dict:
         _log(f"shard {shard} curated in {time.perf_counter() - t0:.1f}s")
 
     t0 = time.perf_counter()
-    _log("materializing dedup -> domain -> synthetic -> benchmarks -> training -> evaluation ...")
+    _log("seed corpus ...")
+    synth_job = defs.resolve_job_def("synthetic_job")
+    seed_job = defs.resolve_job_def("seed_job")
+    if not seed_job.execute_in_process(instance=instance, tags={"modelworks/source": "make-demo"}).success:
+        raise SystemExit("seed_corpus failed; see the run in the Dagster UI")
+    for batch in SEED_BATCHES:
+        t1 = time.perf_counter()
+        if not synth_job.execute_in_process(partition_key=batch, instance=instance,
+                                            tags={"modelworks/source": "make-demo"}).success:
+            raise SystemExit(f"synthetic data for {batch} failed; see the run in the Dagster UI")
+        _log(f"synthetic data {batch} in {time.perf_counter() - t1:.1f}s")
+    _log("materializing dedup -> domain -> benchmarks -> training -> evaluation ...")
     result = defs.resolve_job_def("corpus_to_model_job").execute_in_process(
         instance=instance, tags={"modelworks/source": "make-demo"})
     if not result.success:

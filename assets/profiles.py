@@ -1,13 +1,17 @@
 """Run profiles: `tiny` (tests), `demo` (the README's main command), `gpu` (one GPU, ~125M model).
 
-A profile chooses sizes, never code paths. It is picked by `MODELWORKS_PROFILE` when the code
-location loads, and every asset's `Config` takes its defaults from it, so any value can still be
-overridden per run in the Launchpad.
+A profile chooses sizes, never code paths. It is resolved once, where the Definitions are built
+(`pipelines.definitions.build_definitions`), and handed to the assets as the `profile` resource;
+an asset's `Config` field left at None takes the profile's value, and any value can still be set
+per run in the Launchpad (the asset's config, or the `profile` resource's config).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
+
+import dagster as dg
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Profile:
     # distributed pretraining (torchrun): processes per node, steps between checkpoints
     nproc_per_node: int = 1
     checkpoint_every: int = 50
+    # the teacher resource's settings (backend, model_path, ...): see assets/teacher.py
+    teacher: dict = dataclasses.field(default_factory=lambda: {"backend": "rules"})
 
 
 PROFILES = {
@@ -54,8 +60,32 @@ PROFILES = {
 }
 
 
-def active_profile() -> Profile:
-    name = os.environ.get("MODELWORKS_PROFILE", "demo")
+def profile_named(name: str | None = None) -> Profile:
+    """The named profile, or `MODELWORKS_PROFILE` (default `demo`) when no name is given."""
+    name = name or os.environ.get("MODELWORKS_PROFILE", "demo")
     if name not in PROFILES:
-        raise ValueError(f"MODELWORKS_PROFILE={name!r} is not one of {sorted(PROFILES)}")
+        raise ValueError(f"profile {name!r} is not one of {sorted(PROFILES)}")
     return PROFILES[name]
+
+
+class ProfileResource(dg.ConfigurableResource):
+    """The active profile's sizes, as a resource: asset config fields left at None fall back to these."""
+
+    name: str
+    values: dict
+
+    @classmethod
+    def of(cls, profile: Profile) -> "ProfileResource":
+        return cls(name=profile.name, values=dataclasses.asdict(profile))
+
+    @property
+    def p(self) -> Profile:
+        return Profile(**self.values)
+
+    def pick(self, value, field: str):
+        """`value` if the run set it, else the profile's `field`."""
+        return getattr(self.p, field) if value is None else value
+
+    def resolve(self, config, fields: dict[str, str]):
+        """A copy of an asset's `config` whose None fields (keys of `fields`) take the profile's values."""
+        return config.model_copy(update={k: self.pick(getattr(config, k), f) for k, f in fields.items()})

@@ -1,0 +1,248 @@
+"""The one storage owner: names every location an asset reads or writes, on a local path or an fsspec URL.
+
+Assets never build a path: they ask this resource for a location (`storage.curated_pages(shard)`,
+`storage.model("dapt")`, ...) and read or write it through two context managers:
+
+- `storage.reading(loc)` yields a local path to read: the location itself on a local root; on
+  object storage, a copy fetched into a local cache.
+- `storage.writing(loc)` yields a local path to write (a file or a folder) and commits it when
+  the block ends without error: on a local root, written beside and renamed into place; on
+  object storage, the whole object (or folder, then a `_COMMITTED` marker written last) is
+  uploaded only after the write succeeded. A killed run never leaves a half table a reader
+  would take for whole; a failed block leaves the previous version untouched.
+
+Layout under the root:
+
+    landing/                         new crawl shards (the sensor watches it)
+    raw/crawl/<shard file>           ingested shards
+    tables/<asset>/[<shard>/]<file>  Parquet tables (curated, dropped, signatures, deduplicated, corpora)
+    seed/                            the seed documents as ingested; seed/chunks.parquet
+    synthetic/                       SFT, preference and quarantine JSONL; teacher_cache/
+    benchmarks/                      benchmark JSONL per task and split; lm_eval_tasks/
+    decontaminated/                  every training set after decontamination
+    models/<stage>/                  Hugging Face model directories (tokenizer, base, dapt, sft, dpo, open)
+    tokens/<corpus>/                 packed token shards
+    checkpoints/<stage>/             resumable training checkpoints
+    eval/<stage>.json                scores; reports/ the stage report
+    demo/                            the generated demo world (only when the demo is run)
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import dagster as dg
+
+SHARD_SUFFIXES = (".warc.gz", ".warc", ".arc.gz", ".arc", ".jsonl.gz", ".jsonl", ".parquet")
+COMMITTED = "_COMMITTED"
+
+
+def shard_key(filename: str) -> str | None:
+    """The partition key of a crawl shard file (its name without the shard suffix), or None."""
+    for suffix in SHARD_SUFFIXES:
+        if filename.endswith(suffix) and not filename.startswith("."):
+            return filename[: -len(suffix)]
+    return None
+
+
+class ModelworksStorage(dg.ConfigurableResource):
+    """The storage root (`MODELWORKS_HOME`): a local folder or an fsspec URL such as `s3://bucket/prefix`."""
+
+    root: str
+    cache_dir: str = ""  # local copies of remote inputs; empty = a folder under the system temp dir
+
+    # ---------------------------------------------------------------- the layout
+    def _loc(self, *parts: str) -> str:
+        if self.is_local:
+            return str(Path(self.root).joinpath(*parts))
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def landing(self) -> str:
+        return self._loc("landing")
+
+    def landing_file(self, filename: str) -> str:
+        return self._loc("landing", filename)
+
+    def raw_shard(self, filename: str) -> str:
+        return self._loc("raw", "crawl", filename)
+
+    def curated_pages(self, shard: str) -> str:
+        return self._loc("tables", "curated_pages", shard, "pages.parquet")
+
+    def curated_dropped(self, shard: str) -> str:
+        return self._loc("tables", "curated_pages_dropped", shard, "pages.parquet")
+
+    def signatures(self, shard: str) -> str:
+        return self._loc("tables", "minhash_signatures", shard, "signatures.parquet")
+
+    def deduplicated_pages(self) -> str:
+        return self._loc("tables", "deduplicated_pages", "pages.parquet")
+
+    def duplicates_removed(self) -> str:
+        return self._loc("tables", "deduplicated_pages_removed", "pages.parquet")
+
+    def corpus(self, name: str) -> str:
+        """`domain_corpus` or `general_corpus` (Parquet)."""
+        return self._loc("tables", name, "pages.parquet")
+
+    def tables_root(self) -> str:
+        return self._loc("tables")
+
+    def seed_documents(self) -> str:
+        return self._loc("seed", "documents")
+
+    def seed_chunks(self) -> str:
+        return self._loc("seed", "chunks.parquet")
+
+    def synthetic(self, name: str, batch: str) -> str:
+        """`sft`, `preferences`, `quarantine` (JSONL) of one batch of seed documents."""
+        return self._loc("synthetic", batch, f"{name}.jsonl")
+
+    def teacher_cache(self) -> str:
+        return self._loc("synthetic", "teacher_cache")
+
+    def benchmarks(self) -> str:
+        return self._loc("benchmarks", "data")
+
+    def benchmark_quarantine(self) -> str:
+        return self._loc("benchmarks", "quarantine.jsonl")
+
+    def lm_eval_tasks(self) -> str:
+        return self._loc("benchmarks", "lm_eval_tasks")
+
+    def decontaminated(self, name: str, suffix: str) -> str:
+        return self._loc("decontaminated", f"{name}{suffix}")
+
+    def model(self, stage: str) -> str:
+        """A Hugging Face model directory: tokenizer, open, base, dapt, sft, dpo."""
+        return self._loc("models", stage)
+
+    def tokens(self, corpus: str) -> str:
+        return self._loc("tokens", corpus)
+
+    def checkpoints(self, stage: str) -> str:
+        return self._loc("checkpoints", stage)
+
+    def scores(self, stage: str) -> str:
+        return self._loc("eval", f"{stage}.json")
+
+    def reports(self) -> str:
+        return self._loc("reports")
+
+    def catalog_db(self) -> str:
+        return self._loc("catalog.duckdb")
+
+    def demo(self, *parts: str) -> str:
+        return self._loc("demo", *parts)
+
+    # ---------------------------------------------------------------- access
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.root or self.root.startswith("file://")
+
+    @property
+    def fs(self):
+        import fsspec
+
+        return fsspec.core.url_to_fs(self.root)[0]
+
+    def exists(self, loc: str) -> bool:
+        if self.is_local:
+            return Path(loc).exists()
+        fs = self.fs
+        return fs.isfile(loc) or fs.exists(f"{loc.rstrip('/')}/{COMMITTED}")
+
+    def listdir(self, loc: str) -> list[str]:
+        """Names inside a folder location (empty when it does not exist)."""
+        if self.is_local:
+            return sorted(p.name for p in Path(loc).iterdir()) if Path(loc).is_dir() else []
+        fs = self.fs
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(loc, detail=False)) if fs.exists(loc) else []
+
+    def _cache_root(self) -> Path:
+        base = Path(self.cache_dir) if self.cache_dir else Path(tempfile.gettempdir()) / "modelworks-cache"
+        return base / hashlib.sha256(self.root.encode()).hexdigest()[:12]
+
+    @contextlib.contextmanager
+    def reading(self, loc: str) -> Iterator[Path]:
+        """A local path holding `loc` (a file or a folder) for the duration of the block."""
+        if self.is_local:
+            if not Path(loc).exists():
+                raise FileNotFoundError(f"{loc} does not exist: materialize the asset that writes it first")
+            yield Path(loc)
+            return
+        if not self.exists(loc):
+            raise FileNotFoundError(f"{loc} does not exist (or was never committed) in {self.root}")
+        local = self._cache_root() / hashlib.sha256(loc.encode()).hexdigest()[:16] / loc.rstrip("/").rsplit("/", 1)[-1]
+        shutil.rmtree(local.parent, ignore_errors=True)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fs = self.fs
+        if fs.isfile(loc):
+            fs.get(loc, str(local))
+        else:
+            fs.get(loc.rstrip("/") + "/", str(local) + "/", recursive=True)
+            (local / COMMITTED).unlink(missing_ok=True)
+        try:
+            yield local
+        finally:
+            shutil.rmtree(local.parent, ignore_errors=True)
+
+    def local_path(self, loc: str) -> Path:
+        """`loc` as a local path, for steps that need a lasting local folder (training, serving)."""
+        if not self.is_local:
+            raise ValueError(f"{loc} is on object storage; this step needs a local root (MODELWORKS_HOME)")
+        return Path(loc)
+
+    @contextlib.contextmanager
+    def writing(self, loc: str) -> Iterator[Path]:
+        """A fresh local path to write `loc` into (file or folder); committed only if the block succeeds."""
+        if self.is_local:
+            target = Path(loc)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        else:
+            staging = Path(tempfile.mkdtemp(prefix="modelworks-write-"))
+        tmp = staging / Path(loc.rstrip("/")).name
+        try:
+            yield tmp
+            if not tmp.exists():
+                raise FileNotFoundError(f"nothing was written for {loc}")
+            if self.is_local:
+                if tmp.is_dir() and target.exists():
+                    # Folder replace: move the old one aside first, so a reader never sees a mix.
+                    old = staging / ".old"
+                    os.replace(target, old)
+                    os.replace(tmp, target)
+                else:
+                    os.replace(tmp, target)
+            else:
+                fs = self.fs
+                if tmp.is_dir():
+                    if fs.exists(loc):
+                        fs.rm(loc, recursive=True)
+                    fs.put(str(tmp) + "/", loc.rstrip("/") + "/", recursive=True)
+                    with fs.open(f"{loc.rstrip('/')}/{COMMITTED}", "wb") as f:  # written last: the folder is whole
+                        f.write(b"")
+                else:
+                    fs.put_file(str(tmp), loc)  # one object: visible only once the upload completed
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def write_text(self, text: str, loc: str) -> str:
+        with self.writing(loc) as p:
+            p.write_text(text, encoding="utf-8")
+        return loc
+
+    def read_text(self, loc: str) -> str:
+        with self.reading(loc) as p:
+            return p.read_text(encoding="utf-8")
+
+
+def modelworks_home() -> str:
+    """The storage root: `MODELWORKS_HOME`, or `.modelworks/` in the checkout."""
+    return os.environ.get("MODELWORKS_HOME", str(Path(__file__).resolve().parent.parent / ".modelworks"))
