@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -85,7 +84,8 @@ class PretrainAssetConfig(dg.Config):
     # torchrun: processes per node (GPUs, or CPU processes with gloo), nodes, and how ranks are split
     nproc_per_node: int | None = None
     nnodes: int = 1
-    rdzv_endpoint: str = ""  # host:port of the c10d rendezvous when nnodes > 1
+    rdzv_endpoint: str = ""  # host:port of the c10d rendezvous when nnodes > 1 (empty + local_nodes: a free port)
+    local_nodes: bool = False  # nnodes > 1 started on this host (each node a torchrun joined by c10d rendezvous)
     parallelism: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard)
     compile: bool = False
     checkpoint_every: int | None = None
@@ -171,13 +171,16 @@ def _torchrun(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient
     out = run["out_dir"]
     run_file = write_run_file(ckpt_dir / "run.json", train_config, checkpoint_dir=ckpt_dir, **run)
 
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(config.nproc_per_node)]
-    if config.nnodes > 1:
-        launcher += ["--nnodes", str(config.nnodes), "--rdzv-backend", "c10d", "--rdzv-endpoint", config.rdzv_endpoint,
-                     "--rdzv-id", f"modelworks-{stage}-{fingerprint}"]
+    from training.launch import local_launch_command, torchrun_command
+
+    rdzv_id = f"modelworks-{stage}-{fingerprint}"
+    if config.nnodes > 1 and config.local_nodes:
+        # Several torchrun "nodes" on this host, joined by c10d rendezvous (tests, rehearsal of a multi-node run).
+        command = local_launch_command(run_file, config.nproc_per_node, config.nnodes,
+                                       rdzv_endpoint=config.rdzv_endpoint, rdzv_id=rdzv_id)
     else:
-        launcher += ["--standalone"]  # a local rendezvous on a free port
-    command = [*launcher, "-m", "training.pretrain", str(run_file)]
+        command = torchrun_command(run_file, config.nproc_per_node, config.nnodes,
+                                   rdzv_endpoint=config.rdzv_endpoint, rdzv_id=rdzv_id)
     context.log.info(f"{stage}: {' '.join(command)}  (checkpoints: {ckpt_dir})")
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     reported = pipes.run(context=context, command=command, cwd=str(REPO_ROOT), env=env).get_materialize_result()

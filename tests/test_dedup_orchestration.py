@@ -1,5 +1,6 @@
 """Dedup across shards as Dagster runs it: same answer in any backfill order, old signatures never recomputed."""
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -29,10 +30,10 @@ def _deduplicate(instance, storage, **config):
                             resources={"storage": storage},
                             run_config={"ops": {"deduplicated_pages": {"config": config}}} if config else None)
     assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
-    table = pq.read_table(storage.table_dir("deduplicated_pages") / "pages.parquet")
+    table = pq.read_table(storage.deduplicated_pages())
     kept = dict(zip(table.column("id").to_pylist(),
                     zip(table.column("cluster_id").to_pylist(), table.column("cluster_size").to_pylist())))
-    removed = pq.read_table(storage.table_dir("deduplicated_pages_removed") / "pages.parquet")
+    removed = pq.read_table(storage.duplicates_removed())
     return kept, dict(zip(removed.column("id").to_pylist(), removed.column("duplicate_of").to_pylist())), \
         result.asset_materializations_for_node("deduplicated_pages")[0].metadata
 
@@ -40,7 +41,7 @@ def _deduplicate(instance, storage, **config):
 @pytest.fixture(scope="module")
 def two_orders(demo_root, tmp_path_factory):
     """The same crawl backfilled shard by shard in two opposite orders, into two instances."""
-    from pipelines.resources import ModelworksStorage
+    from assets.storage import ModelworksStorage
 
     runs = []
     for name in ("forward", "backward"):
@@ -49,7 +50,7 @@ def two_orders(demo_root, tmp_path_factory):
         instance = dg.DagsterInstance.ephemeral()
         instance.add_dynamic_partitions("crawl_shards", order)
         storage = ModelworksStorage(root=str(root))
-        first_sig = storage.table_dir("minhash_signatures", order[0]) / "signatures.parquet"
+        first_sig = Path(storage.signatures(order[0]))
         _materialize_shards(order[:1], instance, storage)
         partial = _deduplicate(instance, storage)
         mtime = first_sig.stat().st_mtime_ns

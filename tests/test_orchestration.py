@@ -1,22 +1,9 @@
-"""Orchestration: the landing-folder sensor, definitions, layering and per-shard asset materialization."""
-import ast
+"""Orchestration: the landing-folder sensor, definitions and per-shard asset materialization."""
 from pathlib import Path
 
 import dagster as dg
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def test_libraries_never_import_dagster():
-    offenders = []
-    for folder in ("curation", "training", "evaluation"):
-        for path in (REPO / folder).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-                if any(n.split(".")[0] == "dagster" for n in names):
-                    offenders.append(str(path.relative_to(REPO)))
-    assert not offenders
 
 
 def test_definitions_have_lineage_from_crawl_shards_to_the_report():
@@ -32,15 +19,23 @@ def test_definitions_have_lineage_from_crawl_shards_to_the_report():
     names = {k.to_user_string() for k in seen}
     for must in ("crawl_shard", "curated_pages", "minhash_signatures", "deduplicated_pages", "domain_corpus",
                  "sft_conversations", "preference_pairs", "benchmark_suite", "decontaminated_training_sets",
-                 "tokenizer", "base_model", "dapt_model", "sft_model", "dpo_model", "dpo_model_scores"):
+                 "seed_corpus", "base_model", "dapt_model", "sft_model", "dpo_model", "dpo_model_scores"):
         assert must in names, must
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert {"ingest", "curation", "dedup", "domain", "synthetic", "benchmarks", "training", "evaluation"} <= groups
 
 
+def test_the_profile_is_chosen_where_the_definitions_are_built():
+    from pipelines.definitions import build_definitions
+
+    tiny = build_definitions("tiny", home="/tmp/mw-a").resources["profile"]
+    demo = build_definitions("demo", home="/tmp/mw-b").resources["profile"]
+    assert tiny.p.base_steps < demo.p.base_steps and tiny.name == "tiny"
+
+
 def test_sensor_adds_new_landing_shards_as_partitions(demo_root, tmp_path):
     from pipelines.definitions import landing_shard_sensor
-    from pipelines.resources import ModelworksStorage
+    from assets.storage import ModelworksStorage
 
     root, summary = demo_root
     instance = dg.DagsterInstance.ephemeral()
@@ -58,7 +53,7 @@ def test_per_shard_assets_materialize_with_metadata_and_checks(demo_root, tmp_pa
     import shutil
 
     from assets import curation, dedup, ingest
-    from pipelines.resources import ModelworksStorage
+    from assets.storage import ModelworksStorage
 
     root, summary = demo_root
     shutil.copytree(root / "landing", tmp_path / "landing")

@@ -60,8 +60,8 @@ def postgres(tmp_path):
 def test_materializations_persist_in_postgres(postgres, tmp_path, demo_root):
     import dagster as dg
 
-    from assets import ingest
-    from pipelines.resources import ModelworksStorage
+    from assets import seed
+    from assets.storage import ModelworksStorage
 
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -78,7 +78,7 @@ storage:
 """)
     root, _ = demo_root
     instance = dg.DagsterInstance.from_config(str(home))
-    result = dg.materialize([ingest.seed_corpus, ingest.domain_facts, ingest.seed_corpus_has_entries],
+    result = dg.materialize([seed.seed_corpus, seed.seed_split_is_by_document],
                             instance=instance, resources={"storage": ModelworksStorage(root=str(root))})
     assert result.success
     instance.dispose()
