@@ -32,7 +32,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	@mkdir -p $(MODELWORKS_HOME)
 	@echo "full log: $(MODELWORKS_HOME)/demo.log"
 	@set -o pipefail; $(PY) -m pipelines.demo --profile demo 2>&1 | tee $(MODELWORKS_HOME)/demo.log \
-	  | grep --line-buffered -E '^\[modelworks|^stage|^-----|^(base|dapt|sft|dpo|chance) |^Benchmark|^report:' \
+	  | sed -un -e '/^\[modelworks/p' -e '/^Benchmark scores/,$$p' \
 	  || (echo "demo failed; see $(MODELWORKS_HOME)/demo.log"; tail -30 $(MODELWORKS_HOME)/demo.log; exit 1)
 
 test: install

@@ -26,6 +26,10 @@ class CuratedPagesConfig(dg.Config):
     extraction_mode: str = Field(default="fast_then_full", description="fast_then_full, fast or full (trafilatura default).")
     extract_time_limit_s: float = 5.0
     workers: int = Field(default=0, description="Processes for the pages of one shard; 0 = every core.")
+    ray_address: str = Field(default="", description='Run on a Ray cluster: "ray://head:10001" (Ray Client, e.g. a '
+                                                     'KubeRay head service), "host:6379" or "auto". Empty: local '
+                                                     "processes. The storage root must be shared with the workers.")
+    ray_pages_per_task: int = 500
 
 
 @dg.asset(partitions_def=crawl_shard_partitions, group_name="curation", code_version="2", deps=[crawl_shard],
@@ -50,7 +54,13 @@ def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
     with storage.reading(storage.raw_shard(name)) as raw, \
             storage.writing(storage.curated_pages(shard)) as kept_path, \
             storage.writing(storage.curated_dropped(shard)) as dropped_path:
-        result = curate_shard(raw, cfg, shard, kept_path=kept_path, dropped_path=dropped_path)
+        if config.ray_address:
+            from curation.distributed import RayClusterConfig, curate_shard_ray
+
+            cluster = RayClusterConfig(address=config.ray_address, pages_per_task=config.ray_pages_per_task)
+            result = curate_shard_ray(raw, cfg, shard, kept_path, dropped_path, cluster)
+        else:
+            result = curate_shard(raw, cfg, shard, kept_path=kept_path, dropped_path=dropped_path)
         kept = pq.read_table(kept_path, columns=["url", "text"])
     s = result.stats
     n_kept, n_dropped = s["kept"], s["dropped"]
@@ -65,6 +75,7 @@ def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
         "pii_redacted": dg.MetadataValue.json(s["pii_by_kind"]),
         "extract_timeouts": s["extract_timeouts"],
         "workers": s["workers"],
+        "executor": s.get("executor", "local"),
         "docs_per_s": s["docs_per_s"],
         "seconds_per_stage": dg.MetadataValue.json(s["seconds_per_stage"]),
         "path": dg.MetadataValue.path(storage.curated_pages(shard)),

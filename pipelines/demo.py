@@ -84,12 +84,16 @@ def run(profile_name: str | None = None, regenerate: bool = False) -> dict:
         raise SystemExit("corpus_to_model_job failed; see the run in the Dagster UI")
     _log(f"corpus -> model -> report in {time.perf_counter() - t0:.1f}s")
 
-    scores = {s: json.loads((home / "eval" / f"{s}.json").read_text()) for s in ("base", "dapt", "sft", "dpo")}
-    table = format_stage_table(scores, CHANCE)
-    print("\nBenchmark scores per model stage (domain benchmarks built from held-out facts):\n")
+    from assets.storage import ModelworksStorage
+    from evaluation.report import format_stage_table
+
+    storage = ModelworksStorage(root=str(home))
+    report = json.loads(storage.read_text(storage.report_json()))
+    table = format_stage_table(report)
+    print("\nBenchmark scores per model stage, test split, value [95% CI]; paired verdicts below:\n")
     print(table)
-    print(f"\nreport: {home / 'reports' / 'report.html'}   total {time.perf_counter() - t_start:.0f}s")
-    return {"scores": scores, "table": table}
+    print(f"\nreport: {storage.reports()}/report.html   total {time.perf_counter() - t_start:.0f}s")
+    return {"report": report, "table": table}
 
 
 def main(argv: list[str] | None = None) -> int:
