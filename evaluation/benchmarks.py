@@ -1,95 +1,304 @@
-"""Domain benchmarks (MCQ, QA, sentence completion, summarization, held-out text) from held-out facts.
+"""Benchmark files: documented JSONL schemas, a validating loader, deterministic validation/test splits.
 
-Only held-out facts are used, so an item can be answered only by a model that learned the fact
-from curated web pages; the synthetic SFT/preference data never mention them. The question
-wording deliberately differs from every phrasing the web pages use (see curation.demo.text),
-so a 13-gram decontamination pass removes planted verbatim leaks without removing the pages
-that legitimately teach the facts.
+A benchmark is a JSONL file of items of one *kind*. Schemas (extra fields are kept and ignored):
+
+| kind          | required fields                                   | notes                                         |
+|---------------|---------------------------------------------------|-----------------------------------------------|
+| mcq           | question: str, choices: [str, ...], answer        | answer: 0-based int index or a letter "A".."Z" |
+| qa            | question: str, answers: [str, ...]                | `answer: str` (+ `aliases`) is accepted too    |
+| completion    | context: str, endings: [str, ...], label          | label: 0-based int index or a letter           |
+| summarization | document: str, summary: str                       |                                               |
+| heldout       | text: str                                         | held-out text for perplexity                  |
+
+Optional on every kind: `id` (else a hash of the content), and `group` (items of one group, e.g.
+several questions about one fact or one source document, always land in the same split; the
+demo uses `fact_id`, seed-document benchmarks `source`).
+
+The kind of a file is taken from its name (`mcq.jsonl`, `plant_mcq.jsonl`, `plant.mcq.jsonl`) or,
+failing that, from the fields of its rows. A bad row (not JSON, a missing field, an answer out
+of range, a duplicate id) never stops a load: it is counted and written to a quarantine file with
+its line number and reason.
+
+Splits: an item's group is hashed with the seed to a number in [0, 1); below `val_fraction` it
+goes to VALIDATION (choose hyperparameters and checkpoints there), else to TEST (the report
+only). Hashing per group keeps the assignment of an item stable when other items are added.
 """
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
+import hashlib
+import json
+import os
+import string
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from curation.demo.facts import FactBase, Fault, capitalize, distractors
-from curation.tables import write_jsonl_atomic
+from curation.tables import write_jsonl_atomic, write_text_atomic
 
-TASKS = ("mcq", "qa", "completion", "summarization", "heldout")
+KINDS = ("mcq", "qa", "completion", "summarization", "heldout")
+SPLITS = ("validation", "test")
+VAL_FRACTION = 0.3
+SPLIT_SEED = 0
 
-# Chance level of each headline metric (four choices), for the report's "chance" row.
-CHANCE = {"mcq_acc": 0.25, "completion_acc": 0.25}
-
-
-@dataclass(frozen=True)
-class BenchmarkSet:
-    mcq: list[dict]
-    qa: list[dict]
-    completion: list[dict]
-    summarization: list[dict]
-    heldout: list[dict]
-
-    def items(self, task: str) -> list[dict]:
-        return getattr(self, task)
-
-    def texts(self) -> dict[str, list[str]]:
-        """Every string of every item, per task: what decontamination must keep out of training data."""
-        # Questions alone too: a copied question followed by "Answer:" breaks every question+answer n-gram.
-        return {
-            "mcq": [f"{i['question']} {i['choices'][i['answer']]}" for i in self.mcq] + [i["question"] for i in self.mcq],
-            "qa": [f"{i['question']} {i['answer']}" for i in self.qa] + [i["question"] for i in self.qa],
-            "completion": [f"{i['context']} {i['endings'][i['label']]}" for i in self.completion],
-            "summarization": [f"{i['document']} {i['summary']}" for i in self.summarization],
-        }
+_REQUIRED = {
+    "mcq": ("question", "choices", "answer"),
+    "qa": ("question",),
+    "completion": ("context", "endings", "label"),
+    "summarization": ("document", "summary"),
+    "heldout": ("text",),
+}
 
 
-def _mcq(fact: Fault, facts: list[Fault], attr: str, rng: random.Random) -> dict:
-    if attr == "cause":
-        question = f"What is the most likely cause of {fact.symptom} in a {fact.equipment}?"
+class BadItem(ValueError):
+    """A benchmark row that does not match its kind's schema; the message is the quarantine reason."""
+
+
+def _text(row: dict, key: str) -> str:
+    value = row.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise BadItem(f"{key!r} must be a non-empty string")
+    return value
+
+
+def _options(row: dict, key: str) -> list[str]:
+    value = row.get(key)
+    if not isinstance(value, list) or len(value) < 2:
+        raise BadItem(f"{key!r} must be a list of at least 2 strings")
+    if not all(isinstance(v, str) and v.strip() for v in value):
+        raise BadItem(f"every entry of {key!r} must be a non-empty string")
+    if len({v.strip() for v in value}) != len(value):
+        raise BadItem(f"{key!r} has duplicate entries")
+    return value
+
+
+def _index(row: dict, key: str, n: int) -> int:
+    value = row.get(key)
+    if isinstance(value, str) and len(value.strip()) == 1 and value.strip().upper() in string.ascii_uppercase:
+        value = string.ascii_uppercase.index(value.strip().upper())
+    elif isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadItem(f"{key!r} must be a 0-based index or a letter, got {value!r}")
+    if not 0 <= value < n:
+        raise BadItem(f"{key!r}={value} is out of range for {n} options")
+    return value
+
+
+def content_id(kind: str, row: dict) -> str:
+    """A stable id from an item's content, for rows that bring none."""
+    keys = _REQUIRED[kind] if kind != "qa" else ("question",)
+    payload = json.dumps([kind] + [row.get(k) for k in keys], sort_keys=True, ensure_ascii=False)
+    return f"{kind}-{hashlib.sha1(payload.encode('utf-8')).hexdigest()[:12]}"
+
+
+def validate_item(kind: str, row: object) -> dict:
+    """The normalized item (answer/label as int, QA `answers` list, `id`, `group`); raises BadItem."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown benchmark kind {kind!r}; expected one of {KINDS}")
+    if not isinstance(row, dict):
+        raise BadItem("row is not a JSON object")
+    item = dict(row)
+    # Options are stripped: lm-eval joins prompt and option with exactly one space
+    # (target_delimiter), so a leading space in the data would make two.
+    if kind == "mcq":
+        _text(row, "question")
+        item["choices"] = [c.strip() for c in _options(row, "choices")]
+        item["answer"] = _index(row, "answer", len(item["choices"]))
+    elif kind == "completion":
+        item["context"] = _text(row, "context").rstrip()
+        item["endings"] = [e.strip() for e in _options(row, "endings")]
+        item["label"] = _index(row, "label", len(item["endings"]))
+    elif kind == "qa":
+        _text(row, "question")
+        answers = row.get("answers")
+        if answers is None and isinstance(row.get("answer"), str):
+            answers = [row["answer"], *(row.get("aliases") or [])]
+        if isinstance(answers, str):
+            answers = [answers]
+        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a.strip()
+                                                                   for a in answers):
+            raise BadItem("'answers' must be a non-empty list of non-empty strings")
+        item["answers"] = answers
+        item["answer"] = answers[0]  # lm-eval's doc_to_target
+    elif kind == "summarization":
+        _text(row, "document")
+        _text(row, "summary")
     else:
-        question = f"Which repair corrects {fact.symptom} in a {fact.equipment}?"
-    choices = distractors(fact, facts, attr, 3, rng) + [getattr(fact, attr)]
-    rng.shuffle(choices)
-    return {"id": f"mcq-{attr}-{fact.fact_id}", "question": question, "choices": choices,
-            "answer": choices.index(getattr(fact, attr)), "fact_id": fact.fact_id}
+        _text(row, "text")
+    item_id = row.get("id")
+    item["id"] = str(item_id) if isinstance(item_id, (str, int)) and str(item_id).strip() else content_id(kind, row)
+    group = row.get("group", row.get("fact_id", row.get("source")))
+    item["group"] = str(group) if group is not None else item["id"]
+    return item
 
 
-def build_benchmarks(facts: FactBase, seed: int = 0) -> BenchmarkSet:
-    """Deterministically build every benchmark task from `facts.heldout`."""
-    rng = random.Random(seed)
-    pool = facts.all
-    mcq, qa, completion, summarization, heldout = [], [], [], [], []
-    for fact in facts.heldout:
-        mcq.append(_mcq(fact, pool, "cause", rng))
-        mcq.append(_mcq(fact, pool, "fix", rng))
-        qa.append({"id": f"qa-{fact.fact_id}",
-                   "question": f"Name the usual cause of {fact.symptom} in a {fact.equipment}.",
-                   "answer": fact.cause, "aliases": [fact.cause.removeprefix("a ").removeprefix("an ")],
-                   "fact_id": fact.fact_id})
-        endings = [f" {d}." for d in distractors(fact, pool, "cause", 3, rng)] + [f" {fact.cause}."]
-        rng.shuffle(endings)
-        completion.append({
-            "id": f"completion-{fact.fact_id}",
-            "context": f"The {fact.equipment} was inspected after operators reported {fact.symptom}. "
-                       f"The inspection confirmed",
-            "endings": endings, "label": endings.index(f" {fact.cause}."), "fact_id": fact.fact_id})
-        document = (
-            f"Work order for the {fact.equipment} on line two. During the morning shift the operators "
-            f"noticed {fact.symptom} and stopped the machine. The technician opened the housing and found "
-            f"{fact.cause}. After the team had to {fact.fix}, the machine was started again and ran normally "
-            f"for the rest of the week.")
-        summarization.append({"id": f"summarization-{fact.fact_id}", "document": document,
-                              "summary": f"{capitalize(fact.equipment)} {fact.symptom} was caused by "
-                                         f"{fact.cause}; the fix was to {fact.fix}.",
-                              "fact_id": fact.fact_id})
-        heldout.append({"id": f"heldout-{fact.fact_id}",
-                        "text": f"Maintenance bulletin. Equipment: {fact.equipment}. Observed problem: "
-                                f"{fact.symptom}. Diagnosed cause: {fact.cause}. Corrective action: "
-                                f"{fact.fix}."})
-    return BenchmarkSet(mcq, qa, completion, summarization, heldout)
+def infer_kind(path: str | os.PathLike, rows: list | None = None) -> str | None:
+    """The kind of a benchmark file from its name (`…mcq.jsonl`), else from its first rows' fields."""
+    stem = Path(path).name.removesuffix(".jsonl")
+    for kind in KINDS:
+        if stem == kind or stem.endswith(f"_{kind}") or stem.endswith(f".{kind}") or stem.endswith(f"-{kind}"):
+            return kind
+    votes: dict[str, int] = {}
+    for row in (rows or [])[:50]:
+        if not isinstance(row, dict):
+            continue
+        kind = ("mcq" if "choices" in row else "completion" if "endings" in row else
+                "summarization" if "document" in row else
+                "qa" if "question" in row and ("answers" in row or "answer" in row) else
+                "heldout" if "text" in row else None)
+        if kind:
+            votes[kind] = votes.get(kind, 0) + 1
+    return max(votes, key=votes.get) if votes else None
 
 
-def write_benchmarks(bench: BenchmarkSet, out_dir: str | Path) -> dict[str, int]:
-    """Write one JSONL file per task; returns item counts per task."""
+@dataclass
+class LoadedBenchmark:
+    """Valid items of one benchmark file, and the rows that were quarantined with their reason."""
+
+    name: str
+    kind: str
+    source: str
+    items: list[dict] = field(default_factory=list)
+    quarantined: list[dict] = field(default_factory=list)
+
+
+def load_benchmark_file(path: str | os.PathLike, kind: str | None = None, name: str | None = None) -> LoadedBenchmark:
+    """Read and validate one JSONL benchmark; bad rows go to `.quarantined` (line, reason, raw row)."""
+    path = Path(path)
+    raw: list[tuple[int, object, str | None]] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw.append((line_no, json.loads(line), None))
+            except json.JSONDecodeError as e:
+                raw.append((line_no, line.rstrip("\n")[:2000], f"not valid JSON: {e.msg}"))
+    kind = kind or infer_kind(path, [r for _, r, err in raw if err is None])
+    name = name or Path(path).name.removesuffix(".jsonl").replace(".", "_").replace("-", "_")
+    if kind is None:
+        raise ValueError(f"cannot tell the benchmark kind of {path}: name it <name>_<kind>.jsonl, kind in {KINDS}")
+    out = LoadedBenchmark(name=name, kind=kind, source=str(path))
+    seen: set[str] = set()
+    for line_no, row, error in raw:
+        if error is None:
+            try:
+                item = validate_item(kind, row)
+                if item["id"] in seen:
+                    raise BadItem(f"duplicate id {item['id']!r}")
+                seen.add(item["id"])
+                out.items.append(item)
+                continue
+            except BadItem as e:
+                error = str(e)
+        out.quarantined.append({"benchmark": name, "source": str(path), "line": line_no, "reason": error,
+                                "row": row})
+    return out
+
+
+def split_of(group: str, val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> str:
+    """'validation' or 'test' for an item group, from a seeded hash (stable as other items come and go)."""
+    digest = hashlib.blake2b(f"{seed}\x1f{group}".encode("utf-8"), digest_size=8).digest()
+    return "validation" if int.from_bytes(digest, "big") / 2**64 < val_fraction else "test"
+
+
+def split_items(items: list[dict], val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> dict[str, list[dict]]:
+    """{"validation": [...], "test": [...]}: every item of a group in one split, input order kept."""
+    out: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for item in items:
+        out[split_of(item.get("group", item["id"]), val_fraction, seed)].append(item)
+    return out
+
+
+def chance_level(kind: str, items: list[dict]) -> float | None:
+    """Expected accuracy of uniform guessing: the mean of 1/len(options); None for generative kinds."""
+    key = {"mcq": "choices", "completion": "endings"}.get(kind)
+    if key is None or not items:
+        return None
+    return sum(1.0 / len(i[key]) for i in items) / len(items)
+
+
+def split_file(data_dir: str | os.PathLike, name: str, split: str) -> Path:
+    """Where a benchmark split lives: `<data_dir>/<name>.<split>.jsonl`."""
+    return Path(data_dir) / f"{name}.{split}.jsonl"
+
+
+def write_benchmark_suite(benchmarks: list[LoadedBenchmark], out_dir: str | os.PathLike,
+                          val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> dict:
+    """Write every benchmark's validation and test files, its quarantine and a manifest.
+
+    Layout: `out_dir/data/<name>.<split>.jsonl`, `out_dir/quarantine/<name>.jsonl` (only when rows
+    were bad), `out_dir/manifest.json` (written last). Returns the manifest:
+    {"val_fraction", "seed", "benchmarks": {name: {"kind", "source", "n_items", "n_quarantined",
+    "n_validation", "n_test", "chance", "files": {split: path}}}}.
+    """
     out_dir = Path(out_dir)
-    return {task: write_jsonl_atomic(bench.items(task), out_dir / f"{task}.jsonl") for task in TASKS}
+    names = [b.name for b in benchmarks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"benchmark names must be unique: {names}")
+    manifest: dict = {"val_fraction": val_fraction, "seed": seed, "benchmarks": {}}
+    for bench in benchmarks:
+        splits = split_items(bench.items, val_fraction, seed)
+        files = {}
+        for split, rows in splits.items():
+            files[split] = str(split_file(out_dir / "data", bench.name, split))
+            write_jsonl_atomic(rows, files[split])
+        if bench.quarantined:
+            write_jsonl_atomic(bench.quarantined, out_dir / "quarantine" / f"{bench.name}.jsonl")
+        manifest["benchmarks"][bench.name] = {
+            "kind": bench.kind, "source": bench.source, "n_items": len(bench.items),
+            "n_quarantined": len(bench.quarantined),
+            "quarantine_reasons": _reason_counts(bench.quarantined),
+            **{f"n_{s}": len(rows) for s, rows in splits.items()},
+            "chance": {s: chance_level(bench.kind, rows) for s, rows in splits.items()},
+            "files": files,
+        }
+    write_text_atomic(json.dumps(manifest, indent=1), out_dir / "manifest.json")
+    return manifest
+
+
+def _reason_counts(quarantined: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in quarantined:
+        reason = row["reason"].split(":")[0]
+        counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
+def load_benchmark_folder(folder: str | os.PathLike) -> list[LoadedBenchmark]:
+    """Every `*.jsonl` benchmark in a user folder (kinds from names or fields), sorted by file name."""
+    paths = sorted(Path(folder).glob("*.jsonl"))
+    if not paths:
+        raise FileNotFoundError(f"no *.jsonl benchmark files in {folder}")
+    return [load_benchmark_file(p) for p in paths]
+
+
+def read_manifest(bench_dir: str | os.PathLike) -> dict:
+    return json.loads((Path(bench_dir) / "manifest.json").read_text())
+
+
+def read_split(bench_dir: str | os.PathLike, name: str, split: str = "test") -> list[dict]:
+    """The items of one benchmark split as written by `write_benchmark_suite` (never rebuilt)."""
+    from curation.tables import read_jsonl
+
+    return read_jsonl(split_file(Path(bench_dir) / "data", name, split))
+
+
+def benchmark_texts(item: dict, kind: str) -> dict[str, list[str]]:
+    """What decontamination must keep out of training data, per item.
+
+    "whole": strings whose presence means the item itself leaked (the question or context with
+    its answer, the document); "answer": short answer strings, which legitimately occur in
+    teaching text and are cut out only where they stand next to a leaked question.
+    """
+    if kind == "mcq":
+        return {"whole": [item["question"], f"{item['question']} {item['choices'][item['answer']]}"],
+                "answer": [item["choices"][item["answer"]]]}
+    if kind == "qa":
+        return {"whole": [item["question"]] + [f"{item['question']} {a}" for a in item["answers"]],
+                "answer": list(item["answers"])}
+    if kind == "completion":
+        return {"whole": [f"{item['context']} {item['endings'][item['label']]}"],
+                "answer": [item["endings"][item["label"]]]}
+    if kind == "summarization":
+        return {"whole": [item["document"], item["summary"]], "answer": []}
+    return {"whole": [item["text"]], "answer": []}

@@ -12,15 +12,7 @@ import yaml
 from curation.tables import write_text_atomic
 
 from evaluation import metrics
-
-# Benchmark file stem -> lm-eval task suffix. A benchmark whose file is absent is skipped.
-BENCHMARK_TASKS: dict[str, str] = {
-    "mcq": "mcq",
-    "completion": "completion",
-    "qa": "qa",
-    "summarization": "summarization",
-    "heldout": "heldout_ppl",
-}
+from evaluation.benchmarks import KINDS, SPLITS, infer_kind
 
 QA_MAX_GEN_TOKS = 24
 SUMMARY_MAX_GEN_TOKS = 48
@@ -58,7 +50,8 @@ def _task_config(kind: str, name: str, data_file: Path, cache_dir: Path) -> dict
         "num_fewshot": 0,
     }
     if kind == "mcq":
-        # target_delimiter " " puts the leading space before every choice: "Answer: impeller imbalance".
+        # target_delimiter " " puts the one space before every choice: "Answer: impeller imbalance"
+        # (the loader strips choices and endings, so there is never a second one).
         config |= {
             "output_type": "multiple_choice",
             "doc_to_text": "Question: {{question}}\nAnswer:",
@@ -80,7 +73,7 @@ def _task_config(kind: str, name: str, data_file: Path, cache_dir: Path) -> dict
         config |= {
             "output_type": "generate_until",
             "doc_to_text": "Question: {{question}}\nAnswer:",
-            "doc_to_target": "answer",
+            "doc_to_target": "{{answers[0] if answers is defined else answer}}",
             "generation_kwargs": {
                 "until": ["\n", "."],
                 "max_gen_toks": QA_MAX_GEN_TOKS,
@@ -129,7 +122,7 @@ _UTILS_FOOTER = '''
 
 def process_qa_results(doc, results):
     prediction = results[0]
-    references = [doc["answer"], *(doc.get("aliases") or [])]
+    references = doc.get("answers") or [doc["answer"], *(doc.get("aliases") or [])]
     return {"exact_match": exact_match(prediction, references), "f1": token_f1(prediction, references)}
 
 
@@ -148,37 +141,71 @@ def _utils_source() -> str:
 
 
 
-def task_name(kind: str, prefix: str = "modelworks") -> str:
-    """The lm-eval task name of a benchmark kind, e.g. `modelworks_heldout_ppl` for `heldout`."""
-    return f"{prefix}_{BENCHMARK_TASKS[kind]}"
+def task_name(name: str, split: str | None = None, prefix: str = "modelworks") -> str:
+    """The lm-eval task name of a benchmark (split), e.g. `modelworks_mcq_test`."""
+    return f"{prefix}_{name}" + (f"_{split}" if split else "")
+
+
+def _file_task(path: Path) -> tuple[str, str | None]:
+    """(benchmark name, split or None) from `<name>.<split>.jsonl` or `<name>.jsonl`."""
+    stem = path.name.removesuffix(".jsonl")
+    for split in SPLITS:
+        if stem.endswith(f".{split}"):
+            return stem.removesuffix(f".{split}"), split
+    return stem, None
 
 
 def write_task_configs(
     benchmark_dir: str | os.PathLike,
     tasks_dir: str | os.PathLike,
     prefix: str = "modelworks",
+    kinds: dict[str, str] | None = None,
 ) -> list[str]:
-    """Write one lm-eval YAML per benchmark JSONL found in `benchmark_dir`, plus utils.py; return the task names.
+    """Write one lm-eval YAML per benchmark JSONL in `benchmark_dir`, plus utils.py; return the task names.
 
+    `<name>.<split>.jsonl` (as `evaluation.benchmarks.write_benchmark_suite` writes them) becomes
+    task `<prefix>_<name>_<split>`; a plain `<name>.jsonl` becomes `<prefix>_<name>`. The kind of
+    each file comes from `kinds[name]` (the suite manifest), else from its name or fields.
     Data files are referenced by absolute path, and the `datasets` cache lives in
     `tasks_dir/.hf_datasets_cache`, so evaluation never touches the network or ~/.cache.
     """
+    from curation.tables import read_jsonl
+
     benchmark_dir = Path(benchmark_dir).resolve()
     tasks_dir = Path(tasks_dir).resolve()
     tasks_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = tasks_dir / ".hf_datasets_cache"
 
     names = []
-    for kind in BENCHMARK_TASKS:
-        data_file = benchmark_dir / f"{kind}.jsonl"
-        if not data_file.exists():
+    for data_file in sorted(benchmark_dir.glob("*.jsonl")):
+        name, split = _file_task(data_file)
+        kind = (kinds or {}).get(name) or infer_kind(f"{name}.jsonl", read_jsonl(data_file)[:50])
+        if kind not in KINDS:
             continue
-        name = task_name(kind, prefix)
-        config = _task_config(kind, name, data_file, cache_dir)
+        if data_file.stat().st_size == 0:  # an empty split (tiny suites): lm-eval cannot load it
+            continue
+        task = task_name(name.replace(".", "_").replace("-", "_"), split, prefix)
+        config = _task_config(kind, task, data_file, cache_dir)
         text = yaml.dump(config, Dumper=_TaskDumper, sort_keys=False, allow_unicode=True, width=1000)
-        write_text_atomic(text, tasks_dir / f"{name}.yaml")
-        names.append(name)
+        write_text_atomic(text, tasks_dir / f"{task}.yaml")
+        names.append(task)
     if not names:
-        raise FileNotFoundError(f"no benchmark files ({', '.join(BENCHMARK_TASKS)}).jsonl in {benchmark_dir}")
+        raise FileNotFoundError(f"no benchmark *.jsonl files of kinds {KINDS} in {benchmark_dir}")
     write_text_atomic(_utils_source(), tasks_dir / "utils.py")
     return names
+
+
+def write_suite_task_configs(suite_dir: str | os.PathLike, tasks_dir: str | os.PathLike,
+                             prefix: str = "modelworks") -> dict[str, dict[str, str]]:
+    """lm-eval YAML for every (benchmark, split) of a suite written by `write_benchmark_suite`.
+
+    Returns {benchmark name: {split: task name}} for the splits that have items.
+    """
+    from evaluation.benchmarks import read_manifest
+
+    manifest = read_manifest(suite_dir)
+    kinds = {name: b["kind"] for name, b in manifest["benchmarks"].items()}
+    written = set(write_task_configs(Path(suite_dir) / "data", tasks_dir, prefix, kinds))
+    return {name: {split: task_name(name, split, prefix) for split in SPLITS
+                   if task_name(name, split, prefix) in written}
+            for name in kinds}

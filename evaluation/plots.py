@@ -1,4 +1,4 @@
-"""Small PNG plots (loss curves) rendered with matplotlib's Agg backend, for metadata and reports."""
+"""Small PNG plots (loss curves, stage scores with CIs) rendered with matplotlib's Agg backend, for metadata and reports."""
 from __future__ import annotations
 
 import base64
@@ -40,3 +40,40 @@ def png_markdown(png: bytes, alt: str = "plot") -> str:
 
 def save_png(png: bytes, path: str | Path) -> Path:
     return write_bytes_atomic(png, path)
+
+
+def stage_chart_png(report: dict, max_panels: int = 8) -> bytes:
+    """One panel per report metric: a bar per stage with its 95% CI, baselines in grey, chance dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = report["metrics"][:max_panels]
+    n = max(len(metrics), 1)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    for ax, metric in zip(axes.flat, metrics):
+        table = report["rows"][metric["key"]]
+        names = [s for s in report["stages"] if s in table] + [b for b in report["baselines"] if b in table]
+        values = [table[s]["value"] for s in names]
+        lower = [max(0.0, table[s]["value"] - table[s]["lo"]) for s in names]
+        upper = [max(0.0, table[s]["hi"] - table[s]["value"]) for s in names]
+        colors = [f"C{i}" if table[s]["kind"] == "stage" else "0.7" for i, s in enumerate(names)]
+        ax.bar(range(len(names)), values, yerr=[lower, upper], color=colors, capsize=3)
+        if "chance" in table:
+            ax.axhline(table["chance"]["value"], color="black", linestyle="--", linewidth=1, label="chance")
+            ax.legend(fontsize="x-small")
+        # Baseline names are long sentences: their first word is enough under a grey bar.
+        ax.set_xticks(range(len(names)), [s if table[s]["kind"] == "stage" else s.split()[0] for s in names],
+                      rotation=30, fontsize="small")
+        ax.set_title(f"{metric['label']} {'↑' if metric['higher_is_better'] else '↓'}", fontsize="small")
+    fig.suptitle("scores with 95% bootstrap CI (grey: blind baselines)", fontsize="small")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()

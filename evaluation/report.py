@@ -1,240 +1,361 @@
-"""Stage-versus-stage evaluation report: markdown, JSON, a self-contained HTML page and a bar chart."""
+"""Stage-versus-stage evaluation report with 95% bootstrap intervals, paired verdicts and blind baselines.
 
+Input: per-stage results in the shape `evaluation.harness.evaluate_model` returns (task scores
+plus `_items`, every item's score), optionally with a `text_perplexity` result merged in as a
+task (`harness.add_task_scores`). Every score in the report is recomputed from the per-item
+values, so every score carries a percentile-bootstrap 95% CI over items (over item groups when
+the items carry a `group`, e.g. several questions about one fact), and consecutive stages are
+compared on the same items (paired bootstrap; McNemar too for 0/1 scores) with a verdict:
+helped, no significant change, hurt. Blind baselines and chance stand in the table as rows.
+
+Writes report.md, report.html, report.json (last: its presence says the report is whole) and
+scores.png under `out_dir`.
+"""
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from curation.tables import write_bytes_atomic, write_text_atomic
+from evaluation import stats
 
-STAGE_ORDER = ("base", "dapt", "sft", "dpo")
+# Stage orders a report can use; any list of stage names works (the order given is the order shown).
+DEFAULT_STAGES = ("base", "dapt", "sft", "dpo")
+KNOWN_STAGE_ORDER = ("open_model", "base", "dapt", "sft", "dpo")
 
 
 @dataclass(frozen=True)
-class Headline:
-    """One report column: a metric of the lm-eval task whose name ends with `_<task_suffix>`."""
+class MetricSpec:
+    """One report column: `metric` of lm-eval task `task`, computed from per-item values.
 
-    key: str
-    label: str
-    task_suffix: str
+    `value_key`/`weight_key`: the per-item field averaged (weighted by `weight_key`, e.g. tokens);
+    `transform`: "identity", or "exp" for perplexities (the mean is a mean NLL); `pair`: the
+    per-item field of a logged (log-likelihood, weight) pair, as lm-eval logs perplexity tasks.
+    """
+
+    task: str
     metric: str
+    label: str
     higher_is_better: bool = True
-    bounded: bool = True  # in [0, 1]: drawn on the shared bar chart axis
+    value_key: str | None = None
+    weight_key: str | None = None
+    transform: str = "identity"
+    pair: bool = False
+    binary: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.metric}"
 
 
-HEADLINES = (
-    Headline("mcq_acc", "MCQ acc", "mcq", "acc"),
-    Headline("completion_acc", "Completion acc", "completion", "acc"),
-    Headline("qa_exact_match", "QA exact match", "qa", "exact_match"),
-    Headline("qa_f1", "QA F1", "qa", "f1"),
-    Headline("summarization_rougeL", "Summarization ROUGE-L", "summarization", "rougeL"),
-    Headline("heldout_word_perplexity", "Held-out word PPL", "heldout_ppl", "word_perplexity", False, False),
-)
+def _task_label(task: str) -> str:
+    return task.removeprefix("modelworks_")
 
 
-def _ordered_stages(scores: dict[str, dict]) -> list[str]:
-    known = [s for s in STAGE_ORDER if s in scores]
-    return known + [s for s in scores if s not in STAGE_ORDER]
-
-
-def _task_scores(stage_scores: dict, task_suffix: str) -> dict | None:
-    for task, values in stage_scores.items():
-        if task.startswith("_") or not isinstance(values, dict):
+def default_metrics(results: dict[str, dict], tasks: list[str] | None = None) -> list[MetricSpec]:
+    """The metrics worth a column for every task found in the stage results (or in `tasks`)."""
+    seen: dict[str, dict] = {}
+    for stage_results in results.values():
+        for task, scores in stage_results.items():
+            if not task.startswith("_") and isinstance(scores, dict) and task not in seen:
+                seen[task] = scores
+    specs = []
+    for task in tasks or list(seen):
+        scores = seen.get(task)
+        if scores is None:
             continue
-        if task == task_suffix or task.endswith(f"_{task_suffix}"):
-            return values
-    return None
+        kind, label = scores.get("output_type"), _task_label(task)
+        if kind == "multiple_choice":
+            specs += [MetricSpec(task, "acc", f"{label} acc", binary=True),
+                      MetricSpec(task, "acc_norm", f"{label} acc_norm", binary=True)]
+        elif kind == "perplexity":
+            specs += [MetricSpec(task, "perplexity", f"{label} perplexity", False, "token_nll", "n_tokens", "exp"),
+                      MetricSpec(task, "bits_per_byte", f"{label} bits/byte", False, "bits_per_byte", "n_bytes")]
+        elif kind == "loglikelihood_rolling":
+            specs += [MetricSpec(task, "word_perplexity", f"{label} word perplexity", False, transform="exp",
+                                 pair=True),
+                      MetricSpec(task, "bits_per_byte", f"{label} bits/byte", False, pair=True)]
+        else:  # generative and anything else: every numeric metric lm-eval reported
+            for metric, value in scores.items():
+                if metric.endswith("_stderr") or metric in ("n_samples",) or not isinstance(value, (int, float)):
+                    continue
+                specs.append(MetricSpec(task, metric, f"{label} {metric}"))
+    return specs
 
 
-def headline_scores(scores: dict[str, dict]) -> dict[str, dict[str, float | None]]:
-    """{stage: {headline key: value or None}} for the stages in pipeline order."""
-    headline = {}
-    for stage in _ordered_stages(scores):
-        row = {}
-        for h in HEADLINES:
-            task = _task_scores(scores[stage], h.task_suffix)
-            value = task.get(h.metric) if task else None
-            row[h.key] = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-        headline[stage] = row
-    return headline
+def _item_values(rows: list[dict], spec: MetricSpec) -> dict[str, tuple[float, float, str]]:
+    """{item id: (value, weight, group)} of one metric from per-item rows; unusable rows are skipped."""
+    out = {}
+    for row in rows:
+        raw = row.get(spec.value_key or spec.metric)
+        if spec.pair:  # lm-eval logs (loglikelihood, words or bytes): value = NLL per unit
+            if not isinstance(raw, (list, tuple)) or len(raw) != 2 or not raw[1]:
+                continue
+            value, weight = -float(raw[0]) / float(raw[1]), float(raw[1])
+            if spec.metric == "bits_per_byte":
+                value /= math.log(2)
+        else:
+            if not isinstance(raw, (int, float)) or isinstance(raw, bool):
+                continue
+            value = float(raw)
+            weight = float(row.get(spec.weight_key, 1.0)) if spec.weight_key else 1.0
+        if math.isfinite(value) and weight > 0:
+            out[str(row.get("id", row.get("doc_id")))] = (value, weight, str(row.get("group", row.get("id"))))
+    return out
+
+
+def _weighted_ci(values: list[float], weights: list[float], groups: list[str], n_boot: int, seed: int):
+    """Bootstrap CI of a weighted mean: resample groups; the weights ride along (sum w*v / sum w)."""
+    import numpy as np
+
+    v, w = np.asarray(values), np.asarray(weights)
+    if np.all(w == 1.0):
+        return stats.bootstrap_ci(v, n_boot=n_boot, seed=seed, groups=groups)
+    # A weighted mean is the mean of w*v/mean(w) only on average; resample numerator and
+    # denominator together instead: index groups, sum per group.
+    keys = list(dict.fromkeys(groups))
+    pos = {k: i for i, k in enumerate(keys)}
+    g = np.array([pos[x] for x in groups])
+    num, den = np.bincount(g, w * v, len(keys)), np.bincount(g, w, len(keys))
+    rng = np.random.default_rng(seed)
+    draw = rng.integers(0, len(keys), size=(n_boot, len(keys)))
+    means = num[draw].sum(1) / den[draw].sum(1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return float(num.sum() / den.sum()), float(lo), float(hi)
+
+
+def _paired(a: dict, b: dict, spec: MetricSpec, n_boot: int, seed: int) -> dict | None:
+    import numpy as np
+
+    ids = [i for i in a if i in b]
+    if not ids:
+        return None
+    va = np.array([a[i][0] for i in ids])
+    vb = np.array([b[i][0] for i in ids])
+    w = np.array([(a[i][1] + b[i][1]) / 2 for i in ids])  # equal for the same tokenizer / words / bytes
+    groups = [a[i][2] for i in ids]
+    # Weighted items: scale each item's difference by w / mean(w), so the mean of the scaled
+    # differences is the difference of the weighted means.
+    d_scale = w / w.mean()
+    paired = stats.paired_bootstrap(va * d_scale, vb * d_scale, n_boot=n_boot, seed=seed, groups=groups)
+    out = {**paired, "verdict": stats.verdict(paired, spec.higher_is_better)}
+    if spec.binary:
+        out["mcnemar"] = stats.mcnemar(va, vb)
+    if spec.transform == "exp":  # perplexity: report the ratio of perplexities, exp(diff of mean NLL)
+        out["ratio"], out["ratio_lo"], out["ratio_hi"] = (math.exp(paired["diff"]), math.exp(paired["lo"]),
+                                                          math.exp(paired["hi"]))
+    return out
+
+
+def _transform(spec: MetricSpec, value: float) -> float:
+    return math.exp(value) if spec.transform == "exp" and math.isfinite(value) else value
+
+
+def build_stage_report(
+    results: dict[str, dict],
+    out_dir: str | os.PathLike,
+    stages: list[str] | None = None,
+    baselines: dict[str, dict[str, list[dict]]] | None = None,
+    chance: dict[str, float] | None = None,
+    metrics: list[MetricSpec] | None = None,
+    tasks: list[str] | None = None,
+    reference: str | None = None,
+    n_boot: int = stats.N_BOOT,
+    seed: int = stats.SEED,
+    title: str = "Evaluation by training stage",
+) -> dict:
+    """Write the report files and return {"markdown", "paths", "report"} (report = the JSON written).
+
+    results: {stage: evaluate_model(...) dict}. stages: the order of the stages and of the paired
+      comparisons (consecutive pairs), e.g. ["open_model", "dapt", "sft", "dpo"]; default: the
+      known stage names in pipeline order, then the others in the order given.
+    baselines: {baseline name: {task: per-item rows with "id" and the metric}}, e.g. from
+      `evaluation.baselines.baseline_item_scores` under the MCQ test task.
+    chance: {task: chance accuracy} (e.g. the suite manifest's chance per benchmark split).
+    tasks: only these tasks (default every task found). reference: a stage (e.g. "open_model")
+      that the last stage is also compared with; default: the first stage when there are 3+.
+    """
+    if not results:
+        raise ValueError("no stage results to report")
+    stages = list(stages or [s for s in KNOWN_STAGE_ORDER if s in results])
+    stages = list(dict.fromkeys(stages + [s for s in results if s not in stages]))
+    stages = [s for s in stages if s in results]
+    specs = metrics or default_metrics({s: results[s] for s in stages}, tasks)
+    baselines, chance = baselines or {}, chance or {}
+    pairs = list(zip(stages, stages[1:]))
+    reference = reference or (stages[0] if len(stages) >= 3 else None)
+    if reference in stages and (reference, stages[-1]) not in pairs and reference != stages[-1]:
+        pairs.append((reference, stages[-1]))
+
+    rows: dict[str, dict] = {}
+    comparisons: dict[str, list[dict]] = {}
+    for spec in specs:
+        per_stage = {s: _item_values(results[s].get("_items", {}).get(spec.task, []), spec) for s in stages}
+        metric_rows = {}
+        for stage, values in per_stage.items():
+            if not values:
+                continue
+            v, w, g = zip(*values.values())
+            mean, lo, hi = _weighted_ci(list(v), list(w), list(g), n_boot, seed)
+            metric_rows[stage] = {"kind": "stage", "value": _transform(spec, mean), "lo": _transform(spec, lo),
+                                  "hi": _transform(spec, hi), "n": len(values)}
+        for name, by_task in baselines.items():
+            values = _item_values(by_task.get(spec.task, []), spec)
+            if values:
+                v, w, g = zip(*values.values())
+                mean, lo, hi = _weighted_ci(list(v), list(w), list(g), n_boot, seed)
+                metric_rows[name] = {"kind": "baseline", "value": mean, "lo": lo, "hi": hi, "n": len(values)}
+        if spec.task in chance and spec.metric in ("acc", "acc_norm"):
+            metric_rows["chance"] = {"kind": "chance", "value": chance[spec.task], "lo": None, "hi": None, "n": None}
+        if not metric_rows:
+            continue
+        rows[spec.key] = metric_rows
+        comparisons[spec.key] = []
+        for a, b in pairs:
+            if per_stage.get(a) and per_stage.get(b):
+                paired = _paired(per_stage[a], per_stage[b], spec, n_boot, seed)
+                if paired:
+                    comparisons[spec.key].append({"from": a, "to": b, **paired})
+    specs = [s for s in specs if s.key in rows]
+    report = {
+        "title": title, "stages": stages, "metrics": [asdict(s) | {"key": s.key} for s in specs],
+        "rows": rows, "comparisons": comparisons, "baselines": list(baselines), "chance": chance,
+        "verdicts": {key: {f"{c['from']}→{c['to']}": c["verdict"] for c in cs} for key, cs in comparisons.items()},
+        "n_boot": n_boot, "ci": 0.95,
+        "prompt_styles": {t: s.get("prompt_style") for r in results.values() for t, s in r.items()
+                          if not t.startswith("_") and isinstance(s, dict)},
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown = format_markdown(report)
+    from evaluation.plots import stage_chart_png
+
+    png = stage_chart_png(report)
+    paths = {"markdown": out_dir / "report.md", "json": out_dir / "report.json", "html": out_dir / "report.html",
+             "chart": out_dir / "scores.png"}
+    write_bytes_atomic(png, paths["chart"])
+    write_text_atomic(markdown, paths["markdown"])
+    write_text_atomic(_html(report, markdown, png), paths["html"])
+    write_text_atomic(json.dumps(report, indent=1, default=_json_default), paths["json"])  # last
+    return {"markdown": markdown, "paths": {k: str(p) for k, p in paths.items()}, "report": report}
+
+
+def _json_default(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
 
 
 def _fmt(value: float | None) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     if abs(value) >= 1e5:
         return f"{value:.3g}"
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
 
 
-def _best_stage(headline: dict[str, dict], h: Headline) -> str | None:
-    values = {stage: v[h.key] for stage, v in headline.items() if v[h.key] is not None}
-    if len(set(values.values())) < 2:  # nothing to single out
-        return None
-    best = (max if h.higher_is_better else min)(values.values())
-    return next(stage for stage, value in values.items() if value == best)  # the earliest stage to reach it
+def _cell(row: dict | None) -> str:
+    if not row:
+        return "—"
+    if row["lo"] is None:
+        return _fmt(row["value"])
+    return f"{_fmt(row['value'])} [{_fmt(row['lo'])}, {_fmt(row['hi'])}]"
 
 
-def _table_rows(headline: dict[str, dict], chance: dict[str, float] | None) -> tuple[list[str], list[list[str]]]:
-    header = ["stage"] + [f"{h.label} {'↑' if h.higher_is_better else '↓'}" for h in HEADLINES]
-    rows = [[stage] + [_fmt(values[h.key]) for h in HEADLINES] for stage, values in headline.items()]
-    if chance is not None:
-        rows.append(["chance"] + [_fmt(chance.get(h.key)) for h in HEADLINES])
+def _diff_cell(c: dict) -> str:
+    if "ratio" in c:
+        return f"×{c['ratio']:.3f} [×{c['ratio_lo']:.3f}, ×{c['ratio_hi']:.3f}]"
+    return f"{c['diff']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}]"
+
+
+def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """The summary table (rows: stages, baselines, chance; columns: metrics; cells: value [95% CI])."""
+    metrics = report["metrics"]
+    header = ["row"] + [f"{m['label']} {'↑' if m['higher_is_better'] else '↓'}" for m in metrics]
+    names = list(report["stages"]) + list(report["baselines"]) + ["chance"]
+    rows = []
+    for name in names:
+        cells = [_cell(report["rows"][m["key"]].get(name)) for m in metrics]
+        if any(c != "—" for c in cells):
+            rows.append([name] + cells)
     return header, rows
 
 
-def format_stage_table(scores: dict[str, dict], chance: dict[str, float] | None = None) -> str:
-    """A fixed-width text table, stage × headline metric, for a terminal or a log."""
-    header, rows = _table_rows(headline_scores(scores), chance)
+def format_stage_table(report: dict) -> str:
+    """A fixed-width text table of the report (value [95% CI]) for a terminal or a log."""
+    header, rows = table_rows(report)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    for m in report["metrics"]:
+        for c in report["comparisons"].get(m["key"], []):
+            lines.append(f"{m['label']}: {c['from']} → {c['to']}: {_diff_cell(c)} → {c['verdict']}")
     return "\n".join(lines)
 
 
-def _markdown(scores: dict[str, dict], headline: dict[str, dict], chance: dict[str, float]) -> str:
-    header, rows = _table_rows(headline, chance)
-    best = {h.key: _best_stage(headline, h) for h in HEADLINES}
-    for row in rows:
-        for i, h in enumerate(HEADLINES, start=1):
-            if row[0] == best[h.key]:
-                row[i] = f"**{row[i]}**"
+def format_markdown(report: dict) -> str:
+    header, rows = table_rows(report)
     lines = [
-        "# Evaluation by training stage",
-        "",
-        "Zero-shot, plain prompts (no chat template), identical for every stage. "
-        "↑ higher is better, ↓ lower is better; the best stage per column is bold.",
-        "",
+        f"# {report['title']}", "",
+        "Every score is the mean over test items with its 95% percentile-bootstrap interval "
+        f"({report['n_boot']} resamples of items, whole groups of items where they share a source). "
+        "↑ higher is better, ↓ lower is better. Baselines answer blind; chance is uniform guessing.", "",
         "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * len(HEADLINES)) + "|",
-        *("| " + " | ".join(r) + " |" for r in rows),
-        "",
-        "## All metrics",
-        "",
-        "| stage | task | metric | value | stderr |",
-        "|---|---|---|---:|---:|",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+        *("| " + " | ".join(r) + " |" for r in rows), "",
+        "## Stage comparisons (paired, on the same items)", "",
+        "Δ is the later stage minus the earlier one (×: ratio of perplexities); the verdict is "
+        "*helped* or *hurt* when the paired 95% CI excludes 0, else *no significant change*.", "",
+        "| metric | comparison | n | Δ [95% CI] | p (bootstrap) | McNemar p | verdict |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
-    for stage in headline:
-        for task, values in scores[stage].items():
-            if task.startswith("_") or not isinstance(values, dict):
-                continue
-            for metric, value in values.items():
-                if metric.endswith("_stderr") or metric == "n_samples":
-                    continue
-                stderr = values.get(f"{metric}_stderr")
-                lines.append(f"| {stage} | {task} (n={values.get('n_samples', '?')}) | {metric} | "
-                             f"{_fmt(value)} | {_fmt(stderr)} |")
+    for m in report["metrics"]:
+        for c in report["comparisons"].get(m["key"], []):
+            mc = c.get("mcnemar")
+            lines.append(f"| {m['label']} | {c['from']} → {c['to']} | {c['n']} | {_diff_cell(c)} | "
+                         f"{c['p_value']:.4f} | {mc['p_value']:.4f} |" if mc else
+                         f"| {m['label']} | {c['from']} → {c['to']} | {c['n']} | {_diff_cell(c)} | "
+                         f"{c['p_value']:.4f} | — |")
+            lines[-1] += f" {c['verdict']} |"
+    styles = {t: s for t, s in report.get("prompt_styles", {}).items() if s == "chat"}
+    if styles:
+        lines += ["", "Tasks ending in `@chat` were prompted through the model's chat template; the same "
+                      "task without the suffix used plain prompts."]
     return "\n".join(lines) + "\n"
 
 
-def _chart_png(headline: dict[str, dict], chance: dict[str, float]) -> bytes:
-    import matplotlib
+def _html(report: dict, markdown: str, png: bytes) -> str:
+    import base64
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stages = list(headline)
-    bounded = [h for h in HEADLINES if h.bounded]
-    ppl = next(h for h in HEADLINES if not h.bounded)
-    fig, (ax, ax_ppl) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1]})
-    width = 0.8 / max(len(stages), 1)
-    for i, stage in enumerate(stages):
-        xs = [j + (i - (len(stages) - 1) / 2) * width for j in range(len(bounded))]
-        ax.bar(xs, [headline[stage][h.key] or 0.0 for h in bounded], width, label=stage)
-    chance_label = "chance"
-    for j, h in enumerate(bounded):
-        if chance.get(h.key) is not None:
-            ax.hlines(chance[h.key], j - 0.45, j + 0.45, colors="black", linestyles="dashed", label=chance_label)
-            chance_label = None  # one legend entry for all the chance marks
-    ax.set_xticks(range(len(bounded)), [h.label for h in bounded], rotation=15)
-    ax.set_ylim(0, 1.15)  # headroom for the legend above perfect scores
-    ax.set_ylabel("score (higher is better)")
-    ax.legend(loc="upper center", ncol=len(stages) + 1, fontsize="small")
-    ax.set_title("Benchmarks by stage")
-
-    values = [headline[s][ppl.key] for s in stages]
-    ax_ppl.bar(stages, [v or 0.0 for v in values], color=[f"C{i}" for i in range(len(stages))])
-    if any(v and v > 0 for v in values):
-        ax_ppl.set_yscale("log")
-    ax_ppl.set_title(f"{ppl.label} ↓")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def _html(markdown: str, headline: dict, chance: dict, png: bytes) -> str:
-    header, rows = _table_rows(headline, chance)
+    header, rows = table_rows(report)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    comp = "".join(
+        f"<tr><td>{html.escape(m['label'])}</td><td>{html.escape(c['from'])} → {html.escape(c['to'])}</td>"
+        f"<td>{html.escape(_diff_cell(c))}</td><td>{c['p_value']:.4f}</td><td>{html.escape(c['verdict'])}</td></tr>"
+        for m in report["metrics"] for c in report["comparisons"].get(m["key"], []))
     image = base64.b64encode(png).decode("ascii")
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Modelworks evaluation by stage</title>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(report['title'])}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
-tr:last-child td {{ color: #777; font-style: italic; }}
 pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 </style></head><body>
-<h1>Evaluation by training stage</h1>
-<p>Zero-shot, plain prompts (no chat template), identical for every stage.
-↑ higher is better, ↓ lower is better.</p>
+<h1>{html.escape(report['title'])}</h1>
+<p>Mean over test items with 95% bootstrap intervals; blind baselines and chance as rows.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<h2>Stage comparisons (paired)</h2>
+<table><thead><tr><th>metric</th><th>comparison</th><th>Δ [95% CI]</th><th>p</th><th>verdict</th></tr></thead>
+<tbody>{comp}</tbody></table>
 <img alt="scores by stage" src="data:image/png;base64,{image}">
 <details><summary>Markdown report</summary><pre>{html.escape(markdown)}</pre></details>
 </body></html>
 """
-
-
-
-
-def build_stage_report(scores: dict[str, dict], out_dir: str | os.PathLike, chance: dict[str, float]) -> dict:
-    """Write report.md, report.json, report.html and scores.png comparing stages.
-
-    `scores` maps a stage ("base", "dapt", "sft", "dpo", in any order; others follow) to the dict
-    from `evaluation.harness.evaluate_model`. `chance` maps headline keys (`HEADLINES[i].key`,
-    e.g. "mcq_acc": 0.25) to the score of random guessing. Returns
-    {"markdown": str, "paths": {"markdown", "json", "html", "chart"}, "headline": {stage: {key: value}}}.
-    """
-    if not scores:
-        raise ValueError("no stage scores to report")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    chance = dict(chance or {})
-    headline = headline_scores(scores)
-    markdown = _markdown(scores, headline, chance)
-    png = _chart_png(headline, chance)
-    report = {
-        "stages": list(headline),
-        "metrics": [
-            {"key": h.key, "label": h.label, "task_suffix": h.task_suffix, "metric": h.metric,
-             "higher_is_better": h.higher_is_better}
-            for h in HEADLINES
-        ],
-        "headline": headline,
-        "chance": chance,
-        "best_stage": {h.key: _best_stage(headline, h) for h in HEADLINES},
-        "scores": {stage: scores[stage] for stage in headline},
-    }
-    paths = {
-        "markdown": out_dir / "report.md",
-        "json": out_dir / "report.json",
-        "html": out_dir / "report.html",
-        "chart": out_dir / "scores.png",
-    }
-    write_bytes_atomic(png, paths["chart"])
-    write_text_atomic(markdown, paths["markdown"])
-    write_text_atomic(_html(markdown, headline, chance, png), paths["html"])
-    # report.json last: its presence says the whole report is there.
-    write_text_atomic(json.dumps(report, indent=2, default=str), paths["json"])
-    return {"markdown": markdown, "paths": {k: str(p) for k, p in paths.items()}, "headline": headline}

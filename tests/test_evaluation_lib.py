@@ -1,4 +1,5 @@
-"""Evaluation library: metrics, lm-eval task configs, harness runs on tiny local models, stage report."""
+"""Evaluation library: metrics, benchmark files and splits, lm-eval tasks (generated and user YAML), per-item
+scoring on tiny local models, perplexity, blind baselines on the demo benchmark, and the stage report."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.baselines import BASELINES
 from evaluation.metrics import exact_match, normalize_answer, rouge_l, token_f1
 
 # --- metrics -----------------------------------------------------------------------------------
@@ -158,12 +160,14 @@ def scores(suite):
 
 # --- task configs ------------------------------------------------------------------------------
 
+TASK_NAMES = ["modelworks_completion", "modelworks_heldout", "modelworks_mcq", "modelworks_qa",
+              "modelworks_summarization"]
+
 
 def test_write_task_configs_writes_one_yaml_per_benchmark(suite):
     import yaml
 
-    assert suite["task_names"] == ["modelworks_mcq", "modelworks_completion", "modelworks_qa",
-                                   "modelworks_summarization", "modelworks_heldout_ppl"]
+    assert suite["task_names"] == TASK_NAMES
     tasks_dir = suite["tasks_dir"]
     for name in suite["task_names"]:
         text = (tasks_dir / f"{name}.yaml").read_text()
@@ -174,15 +178,35 @@ def test_write_task_configs_writes_one_yaml_per_benchmark(suite):
     mcq = yaml.safe_load((tasks_dir / "modelworks_mcq.yaml").read_text())
     assert mcq["doc_to_text"] == "Question: {{question}}\nAnswer:"
     assert mcq["output_type"] == "multiple_choice"
-    assert yaml.safe_load((tasks_dir / "modelworks_heldout_ppl.yaml").read_text())["output_type"] == \
+    assert yaml.safe_load((tasks_dir / "modelworks_heldout.yaml").read_text())["output_type"] == \
         "loglikelihood_rolling"
+
+
+def test_completion_prompt_joins_context_and_ending_with_one_space(tmp_path):
+    """lm-eval adds target_delimiter " " itself; endings with a leading space used to give two."""
+    import yaml
+
+    from evaluation.benchmarks import load_benchmark_file
+    from evaluation.lm_eval_tasks import write_task_configs
+
+    path = tmp_path / "plant_completion.jsonl"
+    path.write_text(json.dumps({"context": "The pump was opened. It showed ", "endings": [" worn rings.", " rust."],
+                                "label": 0}) + "\n")
+    item = load_benchmark_file(path).items[0]
+    assert item["endings"] == ["worn rings.", "rust."] and item["context"] == "The pump was opened. It showed"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "plant_completion.jsonl").write_text(json.dumps(item) + "\n")
+    write_task_configs(tmp_path / "data", tmp_path / "tasks")
+    config = yaml.safe_load((tmp_path / "tasks" / "modelworks_plant_completion.yaml").read_text())
+    joined = item["context"] + config["target_delimiter"] + item["endings"][0]
+    assert "  " not in joined
 
 
 def test_generated_utils_scores_answers_without_the_evaluation_package(suite):
     spec = importlib.util.spec_from_file_location("generated_utils", suite["tasks_dir"] / "utils.py")
     utils = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(utils)
-    doc = {"answer": "worn bearings", "aliases": ["bearing wear"]}
+    doc = {"answers": ["worn bearings", "bearing wear"]}
     assert utils.process_qa_results(doc, [" Bearing wear"]) == {"exact_match": 1.0, "f1": 1.0}
     assert utils.process_qa_results(doc, [" cavitation"]) == {"exact_match": 0.0, "f1": 0.0}
     assert utils.process_summarization_results({"summary": "pump failed"}, ["pump failed"]) == {"rougeL": 1.0}
@@ -202,16 +226,18 @@ EXPECTED_METRICS = {
     "modelworks_completion": ["acc", "acc_norm"],
     "modelworks_qa": ["exact_match", "f1"],
     "modelworks_summarization": ["rougeL"],
-    "modelworks_heldout_ppl": ["word_perplexity", "byte_perplexity", "bits_per_byte"],
+    "modelworks_heldout": ["word_perplexity", "byte_perplexity", "bits_per_byte"],
 }
 
 
-def test_evaluate_model_returns_every_metric_in_range(suite, scores):
+def test_evaluate_model_returns_every_metric_and_every_item(suite, scores):
     for result in scores.values():
-        assert set(result) == set(EXPECTED_METRICS) | {"_meta"}
+        assert set(result) == set(EXPECTED_METRICS) | {"_meta", "_items"}
         for task, metrics in EXPECTED_METRICS.items():
-            assert result[task]["n_samples"] == len(suite["items"][task.removeprefix("modelworks_")
-                                                                    .removesuffix("_ppl")])
+            n_items = len(suite["items"][task.removeprefix("modelworks_")])
+            assert result[task]["n_samples"] == n_items
+            rows = result["_items"][task]
+            assert [r["id"] for r in rows] == [i["id"] for i in suite["items"][task.removeprefix("modelworks_")]]
             for metric in metrics:
                 value = result[task][metric]
                 assert isinstance(value, float) and math.isfinite(value), (task, metric, value)
@@ -221,7 +247,8 @@ def test_evaluate_model_returns_every_metric_in_range(suite, scores):
                     assert value > 0.0
                 else:
                     assert 0.0 <= value <= 1.0
-                    assert f"{metric}_stderr" in result[task]
+                    # the aggregate is the mean of the per-item scores the report resamples
+                    assert value == pytest.approx(sum(r[metric] for r in rows) / len(rows))
         assert result["_meta"]["wall_time_s"] > 0
     json.dumps(scores)  # the flat dict goes straight into Dagster metadata and report.json
 
@@ -232,8 +259,7 @@ def test_evaluate_model_is_deterministic_and_honours_limit(suite, scores):
     again = evaluate_model(suite["random_model"], suite["tasks_dir"], ["modelworks_mcq", "modelworks_qa"], limit=4)
     assert again["modelworks_mcq"]["n_samples"] == 4
     assert again["modelworks_qa"]["n_samples"] == 4
-    full = evaluate_model(suite["random_model"], suite["tasks_dir"], ["modelworks_mcq"])
-    assert full["modelworks_mcq"]["acc"] == scores["random_model"]["modelworks_mcq"]["acc"]
+    assert again["_items"]["modelworks_mcq"] == scores["random_model"]["_items"]["modelworks_mcq"][:4]
 
 
 def test_a_model_trained_on_the_answers_beats_a_random_one(scores):
@@ -243,35 +269,166 @@ def test_a_model_trained_on_the_answers_beats_a_random_one(scores):
     assert trained_model["modelworks_qa"]["f1"] > random_model["modelworks_qa"]["f1"]
 
 
+def test_generative_tasks_are_also_scored_through_the_chat_template(suite, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from evaluation.harness import evaluate_model
+
+    model = tmp_path / "chat_model"
+    shutil.copytree(suite["trained_model"], model)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    tokenizer.save_pretrained(model)
+    result = evaluate_model(model, suite["tasks_dir"], ["modelworks_mcq", "modelworks_qa"], limit=4,
+                            chat_template=True)
+    assert result["modelworks_qa@chat"]["prompt_style"] == "chat"
+    assert result["modelworks_qa"]["prompt_style"] == "plain"
+    assert "modelworks_mcq@chat" not in result  # log-likelihood tasks keep plain prompts
+    assert len(result["_items"]["modelworks_qa@chat"]) == 4
+    assert result["_meta"]["chat_template"] == ["modelworks_qa"]
+
+
+def test_text_perplexity_keeps_every_document(suite):
+    from evaluation.harness import text_perplexity
+
+    texts = [r["text"] for r in suite["items"]["heldout"]]
+    random_ppl = text_perplexity(suite["random_model"], texts, max_tokens=16)
+    assert len(random_ppl["items"]) == len(texts)
+    total_nll = sum(i["nll"] for i in random_ppl["items"])
+    total_tokens = sum(i["n_tokens"] for i in random_ppl["items"])
+    assert random_ppl["perplexity"] == pytest.approx(math.exp(total_nll / total_tokens))
+    # windowing must not change what is predicted: every token after the first, once
+    whole = text_perplexity(suite["random_model"], texts, max_tokens=256)
+    assert whole["n_tokens"] == random_ppl["n_tokens"]
+    assert random_ppl["perplexity"] > 1.0
+
+
+# --- user benchmarks: JSONL files with bad rows, and a folder of lm-eval task YAML --------------
+
+USER_BENCH = Path(__file__).parent / "fixtures" / "user_bench"
+
+
+def test_user_jsonl_benchmark_is_validated_split_and_scored(suite, tmp_path):
+    from evaluation.benchmarks import load_benchmark_folder, write_benchmark_suite
+    from evaluation.harness import evaluate_model
+    from evaluation.lm_eval_tasks import write_suite_task_configs
+
+    benches = {b.name: b for b in load_benchmark_folder(USER_BENCH / "jsonl")}
+    mcq = benches["plant_mcq"]
+    assert mcq.kind == "mcq" and len(mcq.items) == 8
+    assert len(mcq.quarantined) == 5, mcq.quarantined
+    assert any("not valid JSON" in q["reason"] for q in mcq.quarantined)
+    assert any("out of range" in q["reason"] for q in mcq.quarantined)
+    assert any("duplicate id" in q["reason"] for q in mcq.quarantined)
+    assert benches["field_notes"].kind == "qa"  # kind from the fields when the name does not say
+    assert [i["answer"] for i in mcq.items[:2]] == [1, 0]  # letters become indexes
+
+    manifest = write_benchmark_suite(list(benches.values()), tmp_path / "suite", val_fraction=0.3)
+    entry = manifest["benchmarks"]["plant_mcq"]
+    assert entry["n_validation"] + entry["n_test"] == 8 and entry["n_quarantined"] == 5
+    assert (tmp_path / "suite" / "quarantine" / "plant_mcq.jsonl").exists()
+    again = write_benchmark_suite(list(benches.values()), tmp_path / "again", val_fraction=0.3)
+    assert again["benchmarks"]["plant_mcq"]["n_test"] == entry["n_test"]  # deterministic split
+    assert (tmp_path / "suite" / "data" / "plant_mcq.test.jsonl").read_text() == \
+        (tmp_path / "again" / "data" / "plant_mcq.test.jsonl").read_text()
+
+    tasks = write_suite_task_configs(tmp_path / "suite", tmp_path / "tasks")
+    test_task = tasks["plant_mcq"]["test"]
+    result = evaluate_model(suite["random_model"], tmp_path / "tasks", [test_task])
+    assert result[test_task]["n_samples"] == entry["n_test"]
+    assert {r["id"] for r in result["_items"][test_task]} <= {i["id"] for i in mcq.items}
+
+
+def test_user_lm_eval_yaml_folder_is_picked_up_and_scored(suite, tmp_path):
+    import shutil
+
+    from evaluation.harness import evaluate_model, list_tasks
+
+    folder = tmp_path / "my_tasks"
+    shutil.copytree(USER_BENCH / "lm_eval_tasks", folder)
+    # The user's YAML points at its data file relative to the folder; lm-eval needs a real path.
+    config = (folder / "plant_yesno.yaml").read_text().replace("DATA_DIR", str(folder))
+    (folder / "plant_yesno.yaml").write_text(config)
+    assert "plant_yesno" in list_tasks(folder)
+    result = evaluate_model(suite["trained_model"], [suite["tasks_dir"], folder], ["plant_yesno", "modelworks_mcq"])
+    assert result["plant_yesno"]["n_samples"] == 6
+    assert len(result["_items"]["plant_yesno"]) == 6 and "acc" in result["_items"]["plant_yesno"][0]
+
+
+# --- blind baselines on the demo benchmark -----------------------------------------------------
+
+
+def test_demo_benchmark_has_200_test_items_and_blind_baselines_sit_at_chance(tmp_path):
+    from curation.demo.benchmarks import build_benchmarks, post_training_proxy_texts, write_benchmark_sources
+    from curation.demo.facts import build_fact_base
+    from evaluation.benchmarks import read_split
+    from evaluation.stats import bootstrap_ci
+    from evaluation.suite import build_benchmark_suite, suite_baselines, suite_chance, suite_tasks
+
+    facts = build_fact_base(0)
+    write_benchmark_sources(build_benchmarks(facts, 0), tmp_path / "src")
+    manifest = build_benchmark_suite([tmp_path / "src"], tmp_path / "suite")
+    assert manifest["benchmarks"]["mcq"]["n_test"] >= 200 and manifest["benchmarks"]["mcq"]["n_validation"] > 0
+    assert manifest["tasks"]["mcq"] == {"validation": "modelworks_mcq_validation", "test": "modelworks_mcq_test"}
+    assert "modelworks_mcq_test" in suite_tasks(tmp_path / "suite")
+    test_items = read_split(tmp_path / "suite", "mcq", "test")
+    assert not {i["fact_id"] for i in test_items} & {f.fact_id for f in facts.train}
+    val_facts = {i["fact_id"] for i in read_split(tmp_path / "suite", "mcq", "validation")}
+    assert not val_facts & {i["fact_id"] for i in test_items}  # a fact's questions stay in one split
+    chance = suite_chance(tmp_path / "suite")["modelworks_mcq_test"]
+    # The demo's post-training data are generated from the train facts only: their text is the proxy.
+    baselines = suite_baselines(tmp_path / "suite", [{"text": t} for t in post_training_proxy_texts(facts)])
+    assert set(baselines) == set(BASELINES)
+    for name in BASELINES:
+        mean, _, _ = bootstrap_ci([r["acc"] for r in baselines[name]["modelworks_mcq_test"]])
+        assert abs(mean - chance) <= 0.05, (name, mean)
+        completion, _, _ = bootstrap_ci([r["acc"] for r in baselines[name]["modelworks_completion_test"]])
+        assert abs(completion - 0.25) <= 0.08, (name, completion)
+
+    # The old design (distractors = answers of *train* facts, i.e. of the SFT data) fails this test.
+    from evaluation.baselines import SeenIndex, never_seen
+
+    seen = SeenIndex(post_training_proxy_texts(facts))
+    train_causes = [f.cause for f in facts.train]
+    old = [{"question": i["question"], "choices": [i["choices"][i["answer"]]] + train_causes[k % 50: k % 50 + 3],
+            "answer": 0} for k, i in enumerate(test_items) if i["question_type"] == "cause"]
+    assert sum(never_seen(i, seen) for i in old) / len(old) > 0.9
+
+
 # --- report ------------------------------------------------------------------------------------
 
 
-def test_stage_report_has_every_stage_and_every_file(scores, tmp_path):
+def test_stage_report_carries_cis_verdicts_baselines_and_perplexity(scores, suite, tmp_path):
+    from evaluation.harness import add_task_scores, text_perplexity
     from evaluation.report import build_stage_report, format_stage_table
 
-    random_model, trained_model = scores["random_model"], scores["trained_model"]
-    stage_scores = {"dpo": trained_model, "base": random_model, "dapt": random_model, "sft": trained_model}
-    chance = {"mcq_acc": 0.25, "completion_acc": 0.25, "qa_exact_match": 0.0}
-    report = build_stage_report(stage_scores, tmp_path / "report", chance)
-
-    assert list(report["headline"]) == ["base", "dapt", "sft", "dpo"]
-    assert report["headline"]["sft"]["mcq_acc"] == trained_model["modelworks_mcq"]["acc"]
-    assert report["headline"]["base"]["heldout_word_perplexity"] == \
-        random_model["modelworks_heldout_ppl"]["word_perplexity"]
+    texts = [r["text"] for r in suite["items"]["heldout"]]
+    stages = {}
+    for stage, model in (("base", "random_model"), ("dapt", "trained_model"), ("sft", "trained_model")):
+        stages[stage] = dict(scores[model])
+        stages[stage]["_items"] = dict(scores[model]["_items"])
+        add_task_scores(stages[stage], "general_text", text_perplexity(suite[model], texts))
+    baselines = {"shortest option": {"modelworks_mcq": [{"id": i["id"], "acc": 0.25} for i in suite["items"]["mcq"]]}}
+    report = build_stage_report(stages, tmp_path / "report", stages=["base", "dapt", "sft"], baselines=baselines,
+                                chance={"modelworks_mcq": 0.25})
+    data = report["report"]
+    mcq = data["rows"]["modelworks_mcq/acc"]
+    assert list(mcq) == ["base", "dapt", "sft", "shortest option", "chance"]
+    for stage in ("base", "dapt", "sft"):
+        assert mcq[stage]["lo"] <= mcq[stage]["value"] <= mcq[stage]["hi"]
+    assert mcq["dapt"]["value"] == pytest.approx(scores["trained_model"]["modelworks_mcq"]["acc"])
+    comparisons = {(c["from"], c["to"]): c for c in data["comparisons"]["modelworks_mcq/acc"]}
+    assert set(comparisons) == {("base", "dapt"), ("dapt", "sft"), ("base", "sft")}
+    assert comparisons[("dapt", "sft")]["verdict"] == "no significant change"  # the same model
+    assert comparisons[("base", "dapt")]["diff"] > 0 and "mcnemar" in comparisons[("base", "dapt")]
+    assert "general_text/perplexity" in data["rows"] and "ratio" in data["comparisons"]["general_text/perplexity"][0]
     for path in report["paths"].values():
         assert Path(path).exists()
-    assert not list((tmp_path / "report").glob(".*.tmp"))
-
-    table_rows = [line for line in report["markdown"].splitlines() if line.startswith("| ")]
-    for stage in ["base", "dapt", "sft", "dpo", "chance"]:
-        assert any(row.startswith(f"| {stage} |") for row in table_rows), stage
-    assert Path(report["paths"]["markdown"]).read_text() == report["markdown"]
     assert Path(report["paths"]["chart"]).read_bytes().startswith(b"\x89PNG")
-    page = Path(report["paths"]["html"]).read_text()
-    assert "data:image/png;base64," in page and "<table>" in page
+    assert "[" in report["markdown"] and "no significant change" in report["markdown"]
     saved = json.loads(Path(report["paths"]["json"]).read_text())
-    assert saved["stages"] == ["base", "dapt", "sft", "dpo"] and saved["chance"] == chance
-
-    terminal = format_stage_table(stage_scores)
-    assert [line.split()[0] for line in terminal.splitlines()[2:]] == ["base", "dapt", "sft", "dpo"]
-    assert "MCQ acc" in terminal.splitlines()[0]
+    assert saved["stages"] == ["base", "dapt", "sft"] and saved["verdicts"]["modelworks_mcq/acc"]
+    assert "<table>" in Path(report["paths"]["html"]).read_text()
+    assert format_stage_table(data).splitlines()[2].startswith("base")

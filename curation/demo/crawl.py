@@ -285,15 +285,11 @@ def write_seed_corpus(facts: FactBase, seed_dir: Path, seed: int) -> list[Path]:
 
 def generate_demo_crawl(root: str | Path, config: DemoCrawlConfig = DemoCrawlConfig()) -> dict:
     """Write the whole demo crawl under `root`; returns a summary (shards, pages per kind, paths)."""
-    from evaluation.benchmarks import build_benchmarks
+    from curation.demo.benchmarks import build_benchmarks, leak_items
 
     root = Path(root)
     facts = build_fact_base(config.seed)
-    bench = build_benchmarks(facts, config.seed)
-    leak_items = [{"id": i["id"], "question": i["question"], "answer_text": i["choices"][i["answer"]]}
-                  for i in bench.mcq]
-    leak_items += [{"id": i["id"], "question": i["question"], "answer_text": i["answer"]} for i in bench.qa]
-    shards = plan_pages(config, facts, leak_items)
+    shards = plan_pages(config, facts, leak_items(build_benchmarks(facts, config.seed)))
     kinds: dict[str, int] = {}
     shard_names = []
     for s, pages in enumerate(shards):

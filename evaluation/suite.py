@@ -1,0 +1,79 @@
+"""A benchmark suite on disk: user files in, validated splits + lm-eval tasks out, and what the report needs.
+
+Layout under `suite_dir` (everything the evaluation and decontamination read afterwards):
+
+    manifest.json                       benchmarks, kinds, counts, chance, split files (written last)
+    data/<name>.<split>.jsonl           validated items, split by group hash (validation / test)
+    quarantine/<name>.jsonl             bad rows with line number and reason (only when there were some)
+    lm_eval_tasks/<prefix>_<name>_<split>.yaml + utils.py
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from evaluation.benchmarks import (SPLIT_SEED, VAL_FRACTION, LoadedBenchmark, load_benchmark_file, read_manifest,
+                                   read_split, write_benchmark_suite)
+
+
+def build_benchmark_suite(sources: Iterable[str | os.PathLike], suite_dir: str | os.PathLike,
+                          val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED,
+                          prefix: str = "modelworks") -> dict:
+    """Load every JSONL file (or every `*.jsonl` in a folder) of `sources`, split, write data and lm-eval tasks.
+
+    Returns the manifest plus "tasks": {benchmark name: {split: lm-eval task name}} and
+    "tasks_dir". Bad rows are quarantined and counted, never fatal; a source with no readable
+    kind raises a clear ValueError naming the file.
+    """
+    from evaluation.lm_eval_tasks import write_suite_task_configs
+
+    benchmarks: list[LoadedBenchmark] = []
+    for source in sources:
+        path = Path(source)
+        files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+        if not files:
+            raise FileNotFoundError(f"no *.jsonl benchmark files in {path}")
+        benchmarks += [load_benchmark_file(f) for f in files]
+    suite_dir = Path(suite_dir)
+    manifest = write_benchmark_suite(benchmarks, suite_dir, val_fraction, seed)
+    tasks = write_suite_task_configs(suite_dir, suite_dir / "lm_eval_tasks", prefix)
+    return {**manifest, "tasks": tasks, "tasks_dir": str(suite_dir / "lm_eval_tasks")}
+
+
+def suite_tasks(suite_dir: str | os.PathLike, split: str = "test", prefix: str = "modelworks") -> list[str]:
+    """The lm-eval task names of one split of every benchmark with items in it (test: for the report only)."""
+    from evaluation.lm_eval_tasks import task_name
+
+    manifest = read_manifest(suite_dir)
+    return [task_name(name, split, prefix) for name, b in manifest["benchmarks"].items() if b.get(f"n_{split}")]
+
+
+def suite_chance(suite_dir: str | os.PathLike, split: str = "test", prefix: str = "modelworks") -> dict[str, float]:
+    """{task name: chance accuracy} for the multiple-choice benchmarks of one split (report's chance row)."""
+    from evaluation.lm_eval_tasks import task_name
+
+    manifest = read_manifest(suite_dir)
+    return {task_name(name, split, prefix): b["chance"][split] for name, b in manifest["benchmarks"].items()
+            if b["chance"].get(split) is not None}
+
+
+def suite_baselines(suite_dir: str | os.PathLike, post_training_rows: Iterable[dict], split: str = "test",
+                    prefix: str = "modelworks") -> dict[str, dict[str, list[dict]]]:
+    """Blind baselines on every multiple-choice / completion benchmark of one split, in the report's shape.
+
+    `post_training_rows`: the SFT (`messages`) and preference (`prompt`/`chosen`/`rejected`) rows
+    the models were post-trained on. Returns {baseline name: {task name: per-item rows}}.
+    """
+    from evaluation.baselines import SeenIndex, baseline_item_scores, post_training_texts
+    from evaluation.lm_eval_tasks import task_name
+
+    seen = SeenIndex(post_training_texts(post_training_rows))
+    manifest = read_manifest(suite_dir)
+    out: dict[str, dict[str, list[dict]]] = {}
+    for name, b in manifest["benchmarks"].items():
+        if b["kind"] not in ("mcq", "completion") or not b.get(f"n_{split}"):
+            continue
+        for baseline, rows in baseline_item_scores(read_split(suite_dir, name, split), seen).items():
+            out.setdefault(baseline, {})[task_name(name, split, prefix)] = rows
+    return out
