@@ -46,6 +46,9 @@ class Profile:
     dapt_lora_r: int = 0
     post_lora_r: int = 0
     post_max_length: int = 512
+    # seed chunks and synthetic data: smaller chunks and more topics per chunk give more items
+    seed_chunk_words: int = 120
+    synthetic_topics_per_chunk: int = 4
     # the teacher resource's settings (backend, model_path, ...): see assets/teacher.py
     teacher: dict = dataclasses.field(default_factory=lambda: {"backend": "rules"})
 

@@ -7,6 +7,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from assets.partitions import SEED_BATCHES
+from assets.profiles import ProfileResource
 from assets.storage import ModelworksStorage
 from curation.tables import write_parquet_atomic
 
@@ -17,17 +18,18 @@ class SeedCorpusConfig(dg.Config):
     heldout_fraction: float = Field(default=0.2, description="Share of documents reserved for benchmarks; they "
                                                              "never feed SFT/DPO data or domain selection.")
     split_seed: int = 0
-    max_chunk_words: int = 350
+    max_chunk_words: int | None = None  # None: the profile's seed_chunk_words
     min_chunk_words: int = 40
 
 
 @dg.asset(group_name="ingest", code_version="2", kinds={"parquet"},
           description="The domain seed corpus: documents split along headings and paragraphs into chunks with stable "
                       "ids, each document assigned to the generation or the held-out part by a seeded hash.")
-def seed_corpus(context: dg.AssetExecutionContext, config: SeedCorpusConfig,
-                storage: ModelworksStorage) -> dg.MaterializeResult:
+def seed_corpus(context: dg.AssetExecutionContext, config: SeedCorpusConfig, storage: ModelworksStorage,
+                profile: ProfileResource) -> dg.MaterializeResult:
     from curation.seed import chunk_document, read_seed_documents, seed_batch, split_documents
 
+    config = profile.resolve(config, {"max_chunk_words": "seed_chunk_words"})
     source = config.source_dir or storage.demo("seed")
     if not config.source_dir and not storage.exists(storage.demo("seed")):
         raise dg.Failure("no seed documents: set seed_corpus.config.source_dir to a folder of your documents "
@@ -46,7 +48,7 @@ def seed_corpus(context: dg.AssetExecutionContext, config: SeedCorpusConfig,
         for c in chunk_document(doc, max_words=config.max_chunk_words, min_words=config.min_chunk_words):
             rows.append({"chunk_id": c.id, "doc_id": c.doc_id, "source": c.source, "heading": c.heading,
                          "text": c.text, "index": c.index, "split": split_of[doc.id],
-                         "batch": seed_batch(doc.id, len(SEED_BATCHES))})
+                         "batch": SEED_BATCHES[seed_batch(doc.id, len(SEED_BATCHES))]})
     table = pa.Table.from_pylist(rows)
     with storage.writing(storage.seed_chunks()) as tmp:
         write_parquet_atomic(table, tmp)

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from assets.curation import read_table
 from assets.partitions import seed_batch_partitions
+from assets.profiles import ProfileResource
 from assets.seed import seed_corpus
 from assets.storage import ModelworksStorage
 from assets.teacher import TeacherResource
@@ -19,7 +20,7 @@ SYNTHETIC_SETS = ("sft", "preferences", "quarantine")
 class SyntheticDataConfig(dg.Config):
     """The guided chain (topics -> questions of four kinds -> grounded answers -> judge); see ChainConfig."""
     kinds: list[str] = ["mcq", "qa", "completion", "summarization"]
-    topics_per_chunk: int = 2
+    topics_per_chunk: int | None = None  # None: the profile's synthetic_topics_per_chunk
     questions_per_topic: int = 1
     answers_per_question: int = Field(default=3, description="Sampled answers per question, ranked by the judge "
                                                             "into preference pairs.")
@@ -70,23 +71,23 @@ def teacher_failure(err: Exception, stats: dict) -> dg.Failure:
     ],
 )
 def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticDataConfig, storage: ModelworksStorage,
-                   teacher: TeacherResource):
+                   teacher: TeacherResource, profile: ProfileResource):
     from curation.synthetic.chain import run_chain
-    from curation.synthetic.teacher import TeacherConfig, TeacherUnavailable, make_teacher
+    from curation.synthetic.teacher import TeacherUnavailable
 
     batch = context.partition_key
+    config = profile.resolve(config, {"topics_per_chunk": "synthetic_topics_per_chunk"})
     chunks = load_chunks(storage, "generation", batch)
     context.log.info(f"synthetic data for {batch}: {len(chunks)} chunks, teacher backend={teacher.backend}")
-    t = teacher.build(storage)
+    t, judge = teacher.build(storage), teacher.build_judge(storage)
     answerer = None
     if config.on_policy_model:
-        model_dir = storage.model(config.on_policy_model) if "/" not in config.on_policy_model \
-            else config.on_policy_model
-        answerer = make_teacher(TeacherConfig(backend="transformers", model_path=str(storage.local_path(model_dir)),
-                                              cache_dir=str(storage.local_path(storage.teacher_cache()))))
+        stage = config.on_policy_model
+        model_dir = str(storage.local_path(storage.model(stage))) if stage in ("base", "dapt", "sft", "dpo") else stage
+        answerer = teacher.on_policy(storage, model_dir)
     t0 = time.perf_counter()
     try:
-        result = run_chain(chunks, t, _chain_config(config), answerer=answerer, log=context.log.info)
+        result = run_chain(chunks, t, _chain_config(config), judge=judge, answerer=answerer, log=context.log.info)
     except TeacherUnavailable as err:
         raise teacher_failure(err, t.stats) from err
     elapsed = time.perf_counter() - t0
@@ -99,7 +100,8 @@ def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticDataConfi
 
     scores = [r["judge_mean"] for r in result.sft + result.quarantine if isinstance(r.get("judge_mean"), (int, float))]
     judge_hist = png_markdown(histogram_png(scores, "judge score of judged items", "rubric mean"), "judge scores")
-    common = {"teacher_model": t.model_name, "teacher_backend": teacher.backend, "chunks": len(chunks),
+    common = {"teacher_model": t.model_name, "teacher_backend": teacher.backend,
+              "judge_model": (judge or t).model_name, "chunks": len(chunks),
               "generation_s": round(elapsed, 1)}
     yield dg.MaterializeResult(asset_key="sft_conversations", metadata={
         **common, "conversations": len(result.sft),
@@ -140,7 +142,7 @@ def read_synthetic(storage: ModelworksStorage, name: str) -> list[dict]:
                             "neither the generator nor the judge uses.")
 def synthetic_answers_supported_by_chunk(context: dg.AssetCheckExecutionContext,
                                          storage: ModelworksStorage) -> dg.AssetCheckResult:
-    from curation.synthetic.chain import answer_supported_by_chunk
+    from curation.synthetic.grounding import answer_supported_by_chunk
 
     batch = context.partition_key
     chunks = {c.id: c.text for c in load_chunks(storage, "generation", batch)}
@@ -158,6 +160,7 @@ def synthetic_answers_supported_by_chunk(context: dg.AssetCheckExecutionContext,
             unsupported += 1
             examples.append({"chunk_id": row.get("chunk_id"), "support": round(score, 3), "answer": answer[:200]})
     return dg.AssetCheckResult(
-        passed=bool(rows) and unsupported == 0 and missing_chunk == 0,
-        metadata={"conversations": len(rows), "unsupported": unsupported, "rows_without_a_known_chunk": missing_chunk,
+        # A batch that holds no seed chunk has nothing to check; one that had chunks must have yielded items.
+        passed=(bool(rows) or not chunks) and unsupported == 0 and missing_chunk == 0,
+        metadata={"chunks": len(chunks), "conversations": len(rows), "unsupported": unsupported, "rows_without_a_known_chunk": missing_chunk,
                   "examples": dg.MetadataValue.json(examples[:5])})

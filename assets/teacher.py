@@ -13,26 +13,44 @@ class TeacherResource(dg.ConfigurableResource):
     or GGUF file, batched in process; `smollm2` is the embedded SmolLM2-135M-Instruct), or `openai` (any
     OpenAI-compatible server: vLLM, Ollama, NIM, llama.cpp, `transformers serve`). The API key is read from the
     environment variable *named* by `api_key_env`; its value never reaches logs, metadata or files.
+    judge_backend: the judge's backend when it differs from the teacher's (a 135M model cannot follow a rubric:
+    pair it with the `rules` judge, or point the judge at a stronger server).
     """
 
     backend: str = "rules"
     base_url: str = "http://127.0.0.1:8000/v1"
-    model: str = ""
+    model: str = Field(default="", description="openai: the served model name (empty: the server's first model).")
     api_key_env: str = Field(default="", description="Name of the environment variable holding the API key.")
-    model_path: str = Field(default="smollm2", description="transformers backend: HF dir, GGUF file or 'smollm2'.")
+    model_path: str = Field(default="smollm2", description="transformers: HF dir, GGUF file or 'smollm2'.")
     max_concurrency: int = 8
     timeout_s: float = 120.0
     max_retries: int = 4
     batch_size: int = 8
+    judge_backend: str = Field(default="", description="Empty: the teacher judges; rules: the lexical judge.")
+
+    def _config(self, storage: ModelworksStorage, **override):
+        from curation.synthetic.teacher import TeacherConfig
+
+        fields = {k: v for k, v in self.model_dump().items() if k != "judge_backend"}
+        return TeacherConfig(**{**fields, **override, "cache_dir": str(storage.local_path(storage.teacher_cache())),
+                                "models_dir": str(storage.local_path(storage.model("teachers")))})
 
     def build(self, storage: ModelworksStorage):
         """The library teacher, with its on-disk response cache under the storage root."""
-        from curation.synthetic.teacher import TeacherConfig, make_teacher
+        from curation.synthetic.teacher import make_teacher
 
-        model_path = self.model_path
-        if self.backend == "transformers" and model_path in ("smollm2", "embedded"):
-            from training.open_model import ensure_hf_model
+        return make_teacher(self._config(storage))
 
-            model_path = str(ensure_hf_model("smollm2", storage.local_path(storage.model("smollm2_teacher"))))
-        return make_teacher(TeacherConfig(**{**self.model_dump(), "model_path": model_path,
-                                             "cache_dir": str(storage.local_path(storage.teacher_cache()))}))
+    def build_judge(self, storage: ModelworksStorage):
+        """The judge, or None when the teacher judges its own items."""
+        from curation.synthetic.teacher import make_teacher
+
+        if not self.judge_backend or self.judge_backend == self.backend:
+            return None
+        return make_teacher(self._config(storage, backend=self.judge_backend))
+
+    def on_policy(self, storage: ModelworksStorage, model_dir: str):
+        """A local model (e.g. the SFT stage) that samples the answers of preference pairs."""
+        from curation.synthetic.teacher import make_teacher
+
+        return make_teacher(self._config(storage, backend="transformers", model_path=model_dir))

@@ -4,8 +4,10 @@ import hashlib
 import json
 
 from curation.demo.crawl import DemoCrawlConfig, generate_demo_crawl, load_fact_base, load_truth
-from curation.synthetic import generate, judge, parse_seed_corpus
-from evaluation.benchmarks import build_benchmarks
+from curation.seed import chunk_documents, read_seed_documents
+from curation.synthetic.chain import ChainConfig, answer_supported_by_chunk, run_chain
+from curation.synthetic.rules import RulesTeacher
+from curation.demo.benchmarks import build_benchmarks
 
 
 def _digest(root):
@@ -46,29 +48,28 @@ def test_heldout_facts_are_taught_by_web_pages_but_never_by_seed_or_synthetic_da
     heldout = {f.fact_id for f in facts.heldout}
     assert heldout & taught, "web pages must teach held-out facts"
 
-    entries = parse_seed_corpus(sorted((root / "demo" / "seed").glob("*.txt")))
-    assert {(e.equipment, e.cause) for e in entries} == {(f.equipment, f.cause) for f in facts.train}
-    data = generate(entries)
-    text = json.dumps(data["sft"]) + json.dumps(data["preferences"])
+    docs, _ = read_seed_documents(root / "demo" / "seed")
+    seed_text = " ".join(d.text for d in docs)
+    # the manuals teach every training fact and no held-out one
+    assert all(f.cause in seed_text and f.fix in seed_text for f in facts.train)
+    assert not any(f.cause in seed_text for f in facts.heldout if all(f.cause not in g.cause for g in facts.train))
+    data = run_chain(chunk_documents(docs, 120), RulesTeacher(), ChainConfig(), log=lambda m: None)
+    text = json.dumps(data.sft) + json.dumps(data.preferences)
     for fact in facts.heldout:
         assert f"{fact.symptom} in a {fact.equipment}" not in text
         assert f"{fact.symptom} on a {fact.equipment}" not in text
 
 
-def test_synthetic_pairs_prefer_the_grounded_answer():
-    from curation.demo.facts import build_fact_base
-    from curation.synthetic import ManualEntry
-
-    facts = build_fact_base(0)
-    entries = [ManualEntry("m", f.equipment, f.symptom, f.cause, f.fix) for f in facts.train]
-    data = generate(entries)
-    assert data["stats"]["sft_conversations"] == len(entries) * 4
-    lookup = {e.symptom + e.equipment: e for e in entries}
-    for pair in data["preferences"][:50]:
-        entry = next(e for k, e in lookup.items() if e.symptom in pair["prompt"][0]["content"]
-                     and e.equipment in pair["prompt"][0]["content"])
-        assert judge(pair["chosen"][0]["content"], entry)
-        assert not judge(pair["rejected"][0]["content"], entry)
+def test_synthetic_pairs_prefer_the_grounded_answer(demo_root):
+    root, _ = demo_root
+    docs, _ = read_seed_documents(root / "demo" / "seed")
+    chunks = {c.id: c for c in chunk_documents(docs, 120)}
+    data = run_chain(list(chunks.values()), RulesTeacher(), ChainConfig(), log=lambda m: None)
+    assert data.preferences
+    for pair in data.preferences:
+        chunk = chunks[pair["chunk_id"]].text
+        assert answer_supported_by_chunk(pair["chosen"][0]["content"], chunk)[0]
+        assert pair["chosen_mean"] >= pair["rejected_mean"] + 1.0
 
 
 def test_benchmarks_cover_every_heldout_fact_with_one_correct_choice():
@@ -76,7 +77,7 @@ def test_benchmarks_cover_every_heldout_fact_with_one_correct_choice():
 
     facts = build_fact_base(0)
     bench = build_benchmarks(facts)
-    assert len(bench.mcq) == 2 * len(facts.heldout)
+    assert len(bench.mcq) == 4 * len(facts.heldout)
     train_ids = {f.fact_id for f in facts.train}
     for item in bench.mcq:
         assert item["fact_id"] not in train_ids

@@ -61,6 +61,7 @@ def test_materializations_persist_in_postgres(postgres, tmp_path, demo_root):
     import dagster as dg
 
     from assets import seed
+    from assets.profiles import ProfileResource, profile_named
     from assets.storage import ModelworksStorage
 
     home = tmp_path / "dagster_home"
@@ -79,7 +80,8 @@ storage:
     root, _ = demo_root
     instance = dg.DagsterInstance.from_config(str(home))
     result = dg.materialize([seed.seed_corpus, seed.seed_split_is_by_document],
-                            instance=instance, resources={"storage": ModelworksStorage(root=str(root))})
+                            instance=instance, resources={"storage": ModelworksStorage(root=str(root)),
+                                                         "profile": ProfileResource.of(profile_named("tiny"))})
     assert result.success
     instance.dispose()
 

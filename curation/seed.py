@@ -1,0 +1,300 @@
+"""The user's seed corpus: read a folder of documents, cut them into chunks along headings, split by document.
+
+A seed folder (local path or fsspec URL) holds Markdown, plain text and HTML documents. HTML is
+cleaned with trafilatura (boilerplate such as navigation and footers removed, headings kept as
+Markdown). Files that cannot be used are counted by reason, never fatal: `empty`, `undecodable`,
+`unsupported` (PDF included: no PDF library is a dependency). Chunks follow the document's own
+structure: Markdown headings (`#`, setext) or, in plain text, short title-like lines (`Chapter 2.
+Pumps`, `3.1 Seal leaks`); sections are packed into chunks of at most `max_words`, and a section
+shorter than `min_words` joins its neighbour. Every id is a hash of the document's relative path
+(and the chunk's position and text), so a rerun or another machine gets the same ids.
+
+Held-out documents (for benchmarks) are chosen per document by a seeded hash of its id, so adding
+a document never moves another one across the split.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+SEED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
+                 ".html": "html", ".htm": "html"}
+
+
+@dataclass(frozen=True)
+class SeedDocument:
+    id: str       # sha256 of the path relative to the seed folder (first 16 hex digits)
+    source: str   # that relative path, e.g. "pumps/centrifugal.md"
+    title: str
+    text: str     # cleaned text; headings as Markdown '#' lines for Markdown and HTML input
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    doc_id: str
+    source: str
+    heading: str  # heading path of the chunk's first section, e.g. "Chapter 1. Pumps > 1.2 Seal leaks"
+    text: str     # the chunk's section headings and paragraphs, as in the document
+    index: int    # position of the chunk in its document
+
+
+def _hash(text: str, n: int = 16) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def _decode(data: bytes) -> str | None:
+    for encoding in ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _html_to_markdown(html: str) -> tuple[str, str]:
+    import trafilatura
+
+    text = trafilatura.extract(html, output_format="markdown", include_formatting=True,
+                               include_comments=False, include_tables=True) or ""
+    meta = trafilatura.extract_metadata(html)
+    return text, (meta.title if meta and meta.title else "")
+
+
+def _list_files(folder: str | Path):
+    """(relative posix path, opener) for every file under `folder`, sorted; local path or fsspec URL."""
+    folder_s = str(folder)
+    if "://" in folder_s:
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(folder_s)
+        root = root.rstrip("/")
+        paths = sorted(p for p in fs.find(root) if not fs.isdir(p))
+        return [(PurePosixPath(p).relative_to(root).as_posix(), (lambda p=p: fs.cat_file(p))) for p in paths]
+    root = Path(folder_s)
+    if not root.is_dir():
+        raise FileNotFoundError(f"seed folder {folder_s!r} does not exist or is not a folder")
+    return [(p.relative_to(root).as_posix(), p.read_bytes) for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+def read_seed_documents(folder: str | Path) -> tuple[list[SeedDocument], dict[str, int]]:
+    """Documents of a seed folder, sorted by path, plus the count of skipped files by reason."""
+    docs: list[SeedDocument] = []
+    skipped = {"empty": 0, "undecodable": 0, "unsupported": 0}
+    for rel, read in _list_files(folder):
+        name = PurePosixPath(rel).name
+        kind = SEED_SUFFIXES.get(PurePosixPath(rel).suffix.lower())
+        if name.startswith(".") or kind is None:
+            skipped["unsupported"] += 1
+            continue
+        raw = _decode(read())
+        if raw is None:
+            skipped["undecodable"] += 1
+            continue
+        title = ""
+        if kind == "html":
+            raw, title = _html_to_markdown(raw)
+        text = _normalize(raw)
+        if not text.strip():
+            skipped["empty"] += 1
+            continue
+        title = title or _first_heading(text, kind) or PurePosixPath(rel).stem
+        docs.append(SeedDocument(id=_hash(rel), source=rel, title=title.strip(), text=text))
+    return docs, skipped
+
+
+def _normalize(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip() + "\n"
+
+
+# ----------------------------------------------------------------------------- headings and sections
+
+_ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_SETEXT = re.compile(r"^(=+|-+)\s*$")
+_NUMBERED = re.compile(r"^(?:(?:chapter|section|part|appendix)\s+\w+\.?|(\d+(?:\.\d+)*)\.?)\s+\S", re.I)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def _plain_heading_level(line: str, prev_blank: bool, next_blank: bool) -> int:
+    """Level of a title-like line in plain text, 0 if it reads as body text.
+
+    A heading is short (<= 12 words), does not end like a sentence or a list entry, and starts
+    after a blank line; a numbered line that could be a list entry ("1. Pumps") must also stand
+    alone (blank line after it). Its level is the depth of its numbering ("3" -> 1, "3.1" -> 2); a
+    "Chapter/Section/Part" line or an unnumbered one is level 1.
+    """
+    s = line.strip()
+    if not s or not prev_blank or len(s.split()) > 12 or s[-1] in ".!?,;:":
+        return 0
+    if _LIST_ITEM.match(s) and not (next_blank and re.match(r"^\d+\.\s", s)):
+        return 0
+    if not (s[0].isupper() or s[0].isdigit()):
+        return 0
+    m = _NUMBERED.match(s)
+    if m and m.group(1):
+        return min(6, m.group(1).count(".") + 1)
+    return 1
+
+
+def _first_heading(text: str, kind: str) -> str:
+    for block in _sections(text, kind):
+        if block[0]:
+            return block[0][-1][1]
+    return ""
+
+
+def _sections(text: str, kind: str) -> list[tuple[list[tuple[int, str]], list[str]]]:
+    """(heading path, paragraphs) for each section of the document, in order.
+
+    The heading path is the list of (level, heading line) from the top of the document down to
+    the section's own heading; text before the first heading has an empty path.
+    """
+    lines = text.split("\n")
+    path: list[tuple[int, str]] = []
+    sections: list[tuple[list[tuple[int, str]], list[str]]] = [([], [])]
+    para: list[str] = []
+    in_fence = False
+
+    def end_paragraph():
+        if para:
+            sections[-1][1].append("\n".join(para).strip())
+            para.clear()
+
+    def open_section(level: int, heading: str):
+        nonlocal path
+        end_paragraph()
+        path = [h for h in path if h[0] < level] + [(level, heading)]
+        sections.append((list(path), []))
+
+    markdown = kind in ("markdown", "html")
+    prev_blank = True
+    for i, line in enumerate(lines):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            para.append(line)
+            prev_blank = False
+            continue
+        if in_fence:
+            para.append(line)
+            continue
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if markdown and (m := _ATX.match(line)):
+            open_section(len(m.group(1)), m.group(2).strip())
+        elif (markdown and line.strip() and not para and _SETEXT.match(nxt)
+              and not _LIST_ITEM.match(line) and prev_blank):
+            open_section(1 if nxt.strip()[0] == "=" else 2, line.strip())
+        elif markdown and _SETEXT.match(line) and sections[-1][0] and not para and sections[-1][0][-1][1]:
+            pass  # the underline of a setext heading just opened
+        elif not markdown and (level := _plain_heading_level(line, prev_blank, not nxt.strip())):
+            open_section(level, line.strip())
+        elif not line.strip():
+            end_paragraph()
+        else:
+            para.append(line.strip() if not markdown else line)
+        prev_blank = not line.strip() or bool(sections[-1][0] and not sections[-1][1] and not para)
+    end_paragraph()
+    return [(p, paras) for p, paras in sections if p or paras]
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _split_long(paragraph: str, max_words: int) -> list[str]:
+    """A paragraph over `max_words`, cut at sentence ends (or, failing that, every `max_words` words)."""
+    if _words(paragraph) <= max_words:
+        return [paragraph]
+    sentences = re.split(r"(?<=[.!?])\s+", paragraph)
+    pieces, cur = [], []
+    for s in sentences:
+        for j in range(0, max(1, _words(s)), max_words):
+            part = " ".join(s.split()[j:j + max_words]) if _words(s) > max_words else s
+            if cur and _words(" ".join(cur)) + _words(part) > max_words:
+                pieces.append(" ".join(cur))
+                cur = []
+            cur.append(part)
+    if cur:
+        pieces.append(" ".join(cur))
+    return pieces
+
+
+def chunk_document(doc: SeedDocument, max_words: int = 350, min_words: int = 40) -> list[Chunk]:
+    """Chunks of a document along its headings, then paragraphs; each at most `max_words` words.
+
+    Consecutive sections are packed while they fit in `max_words` and either share a parent
+    heading or the chunk so far is shorter than `min_words` (a lone intro paragraph joins the
+    section that follows it). A chunk's text repeats the headings of the sections it holds, so a
+    reader (or a teacher) sees what each paragraph is about.
+    """
+    kind = SEED_SUFFIXES.get(PurePosixPath(doc.source).suffix.lower(), "text")
+    units: list[tuple[tuple, tuple, str, str]] = []  # (parent path, own path, heading path string, text)
+    for path, paras in _sections(doc.text, kind):
+        heading_line = path[-1][1] if path else ""
+        own = tuple(h for _, h in path)
+        pieces = [p for para in paras for p in _split_long(para, max_words)]
+        if not pieces:
+            continue
+        head = " > ".join(own)
+        # A section longer than max_words becomes several units, each repeating its heading.
+        cur: list[str] = []
+        for piece in pieces:
+            if cur and _words(" ".join(cur)) + _words(piece) + _words(heading_line) > max_words:
+                units.append((own[:-1], own, head, "\n\n".join(([heading_line] if heading_line else []) + cur)))
+                cur = []
+            cur.append(piece)
+        units.append((own[:-1], own, head, "\n\n".join(([heading_line] if heading_line else []) + cur)))
+
+    # Each chunk: heading, texts, first unit's parent and own path, deepest heading depth so far.
+    chunks: list[list] = []
+    for parent, own, head, text in units:
+        if chunks:
+            _, c_texts, c_parent, c_own, c_depth = chunks[-1]
+            size = _words("\n".join(c_texts))
+            # Siblings join only while the chunk holds no subsections of them (no "1.4" then "Chapter 2").
+            sibling = parent == c_parent and c_depth <= len(c_own)
+            child = bool(c_own) and len(own) > len(c_own) and own[:len(c_own)] == c_own
+            if size + _words(text) <= max_words and (sibling or child or size < min_words):
+                c_texts.append(text)
+                chunks[-1][4] = max(c_depth, len(own))
+                continue
+        chunks.append([head, [text], parent, own, len(own)])
+    # A last chunk below min_words joins the previous one when it fits.
+    if len(chunks) > 1 and _words("\n".join(chunks[-1][1])) < min_words \
+            and _words("\n".join(chunks[-2][1] + chunks[-1][1])) <= max_words:
+        chunks[-2][1].extend(chunks.pop()[1])
+
+    out = []
+    for i, (head, texts, *_) in enumerate(chunks):
+        text = "\n\n".join(texts).strip()
+        out.append(Chunk(id=_hash(f"{doc.id}|{i}|{text}"), doc_id=doc.id, source=doc.source,
+                         heading=head or doc.title, text=text, index=i))
+    return out
+
+
+def chunk_documents(docs: list[SeedDocument], max_words: int = 350, min_words: int = 40) -> list[Chunk]:
+    return [c for d in docs for c in chunk_document(d, max_words, min_words)]
+
+
+def is_heldout(doc_id: str, heldout_fraction: float = 0.2, seed: int = 0) -> bool:
+    """Whether a document is reserved for benchmarks: a seeded hash of its id, uniform on [0, 1)."""
+    u = int(hashlib.sha256(f"{seed}|{doc_id}".encode()).hexdigest()[:15], 16) / 16 ** 15
+    return u < heldout_fraction
+
+
+def split_documents(docs: list[SeedDocument], heldout_fraction: float = 0.2,
+                    seed: int = 0) -> tuple[list[SeedDocument], list[SeedDocument]]:
+    """(generation documents, held-out documents). Held-out ones never feed SFT/DPO data."""
+    if not 0.0 <= heldout_fraction <= 1.0:
+        raise ValueError(f"heldout_fraction must lie in [0, 1], got {heldout_fraction}")
+    gen = [d for d in docs if not is_heldout(d.id, heldout_fraction, seed)]
+    held = [d for d in docs if is_heldout(d.id, heldout_fraction, seed)]
+    return gen, held
+
+
+def seed_batch(doc_id: str, n_batches: int) -> int:
+    """The batch (0..n-1) a document's synthetic items are generated in: a hash of its id, stable as documents come."""
+    return int(hashlib.sha256(f"batch|{doc_id}".encode()).hexdigest()[:15], 16) % n_batches

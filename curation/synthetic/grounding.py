@@ -1,0 +1,61 @@
+"""The independent grounding test: is an answer supported by its chunk? Used by the blocking asset check.
+
+Deliberately unlike the generator and the judge (which see prompts and rubric scores): a plain
+lexical containment test. The answer's content words (lowercased, stop words dropped, a crude
+suffix stemmer so "bearings"/"bearing" and "replaced"/"replace" match) are looked up in the
+chunk, and so are the pairs of consecutive content words (which catch "worn spindle bearings"
+against a chunk about "worn rotor bearings"). The support score is the mean of the two shares
+(the word share alone for answers of fewer than three content words); an answer is supported
+at `SUPPORT_THRESHOLD` or more. A leading option letter ("B) ...") is ignored. Paraphrases with
+new vocabulary score lower: the test errs toward rejecting, which is what a gate should do.
+It is weak on very short answers (one or two content words), which any chunk of a similar
+document may contain.
+"""
+from __future__ import annotations
+
+import re
+
+SUPPORT_THRESHOLD = 0.75  # mean of the shares of the answer's content words and word pairs found in the chunk
+
+_STOP = frozenset("""a an the and or but of to in on at by for with from as is are was were be been it its this that
+these those there what which who when where why how do does did can could should would may might must will not no
+so than too very just also only about into over under out up your you they them their our we i he she his her one
+first then answer option correct""".split())
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _stem(w: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(w) > len(suffix) + 2 and w.endswith(suffix):
+            return w[: -len(suffix)]
+    return w
+
+
+def _terms(text: str) -> list[str]:
+    return [_stem(t) for t in _TOKEN.findall(text.lower()) if t not in _STOP and len(t) > 1]
+
+
+def answer_supported_by_chunk(answer: str, chunk_text: str, threshold: float = SUPPORT_THRESHOLD,
+                              question: str = "") -> tuple[bool, float]:
+    """(supported, support score in [0, 1]).
+
+    With `question`, the words the answer merely repeats from the question are left out when at
+    least two others remain: "The most likely cause of spindle overheating is a failed chiller"
+    is judged on "failed chiller", the part that needs support.
+    """
+    answer = re.sub(r"^\s*\(?[A-Da-d][\).:]\s+", "", answer or "")
+    terms = _terms(answer)
+    if question:
+        asked = set(_terms(question))
+        new = [t for t in terms if t not in asked]
+        terms = new if len(new) >= 2 else terms
+    if not terms:
+        return False, 0.0
+    chunk_terms = _terms(chunk_text)
+    vocab = set(chunk_terms)
+    share = sum(t in vocab for t in terms) / len(terms)
+    if len(terms) >= 3:
+        pairs = set(zip(chunk_terms, chunk_terms[1:]))
+        answer_pairs = list(zip(terms, terms[1:]))
+        share = (share + sum(p in pairs for p in answer_pairs) / len(answer_pairs)) / 2
+    return share >= threshold, round(share, 4)

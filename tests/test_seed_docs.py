@@ -1,0 +1,118 @@
+"""The user's seed folder: reading, cleaning, chunking along headings, stable ids and the held-out split."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from curation.seed import chunk_document, chunk_documents, read_seed_documents, split_documents
+
+FIXTURES = Path(__file__).parent / "fixtures" / "seed_docs"
+
+
+@pytest.fixture(scope="module")
+def docs():
+    docs, skipped = read_seed_documents(FIXTURES)
+    return docs, skipped
+
+
+def test_reads_markdown_text_and_html_and_counts_what_it_skips(docs):
+    docs, skipped = docs
+    assert sorted(d.source for d in docs) == ["boiler-notes.txt", "compressor-faq.html",
+                                              "pumps/centrifugal-pump-care.md", "pumps/positive-displacement.markdown"]
+    # whitespace-only Markdown, a file that is not UTF-8, and a PDF (no PDF reader is a dependency)
+    assert skipped == {"empty": 1, "undecodable": 1, "unsupported": 1}
+    titles = {d.source: d.title for d in docs}
+    assert titles["pumps/centrifugal-pump-care.md"] == "Centrifugal pump care"
+    assert titles["pumps/positive-displacement.markdown"] == "Positive displacement pumps"
+    assert titles["boiler-notes.txt"] == "Steam boiler field notes"
+    html = next(d for d in docs if d.source.endswith(".html"))
+    # boilerplate gone, content and headings kept
+    for junk in ("cookies", "All rights reserved", "Related posts", "Contact"):
+        assert junk not in html.text
+    assert "blocked oil cooler" in html.text and "# Rotary screw air compressor FAQ" in html.text
+
+
+def test_chunks_follow_headings_cover_every_paragraph_and_respect_the_size_limit(docs):
+    docs, _ = docs
+    md = next(d for d in docs if d.source == "pumps/centrifugal-pump-care.md")
+    chunks = chunk_document(md, max_words=120, min_words=40)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert all(len(c.text.split()) <= 120 for c in chunks)
+    headings = [c.heading for c in chunks]
+    assert "Centrifugal pump care > Cavitation" in headings
+    assert "Centrifugal pump care > Mechanical seal leaks" in headings
+    # a section's paragraphs stay under its heading: the cavitation checklist is in the cavitation chunk
+    cav = next(c for c in chunks if c.heading.endswith("Cavitation"))
+    assert "suction strainer" in cav.text and "seal" not in cav.text
+    joined = " ".join(" ".join(c.text.split()) for c in chunks)
+    for para in md.text.split("\n\n"):
+        para = " ".join(para.replace("#", "").split())
+        assert para in joined.replace("#", "").replace("  ", " "), para[:60]
+
+    txt = next(d for d in docs if d.source == "boiler-notes.txt")
+    plain = chunk_document(txt, max_words=60, min_words=20)
+    # numbered plain-text headings are recognised at their depth ("2.1" under "2. Combustion")
+    assert any(c.heading.endswith("2. Combustion > 2.1 Black smoke") for c in plain)
+    assert any(c.heading.endswith("2.2 Flame failure at light-off") for c in plain)
+
+
+def test_a_long_section_is_split_and_big_chunks_hold_whole_documents(docs):
+    docs, _ = docs
+    md = next(d for d in docs if d.source == "pumps/centrifugal-pump-care.md")
+    small = chunk_document(md, max_words=40, min_words=10)
+    assert all(len(c.text.split()) <= 40 for c in small) and len(small) >= 6
+    big = chunk_document(md, max_words=2000, min_words=40)
+    assert len(big) == 1
+
+
+def test_ids_are_stable_across_reads_and_folders_and_independent_of_other_documents(docs, tmp_path):
+    docs, _ = docs
+    again, _ = read_seed_documents(FIXTURES)
+    assert [(d.id, d.text) for d in docs] == [(d.id, d.text) for d in again]
+    assert [c.id for c in chunk_documents(docs)] == [c.id for c in chunk_documents(again)]
+    # the same folder copied elsewhere keeps its ids (they hash the relative path, not the absolute one)
+    copy = tmp_path / "copy"
+    shutil.copytree(FIXTURES, copy)
+    (copy / "pumps" / "centrifugal-pump-care.md").write_text("# Changed\n\nA different document now.\n")
+    moved, _ = read_seed_documents(copy)
+    by_src = {d.source: d for d in moved}
+    for d in docs:
+        if d.source != "pumps/centrifugal-pump-care.md":
+            assert by_src[d.source].id == d.id
+            assert [c.id for c in chunk_document(by_src[d.source])] == [c.id for c in chunk_document(d)]
+    assert len({c.id for c in chunk_documents(docs)}) == len(chunk_documents(docs))
+
+
+def test_reads_an_fsspec_url_like_a_local_folder(docs):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for p in FIXTURES.rglob("*"):
+        if p.is_file():
+            fs.pipe(f"/seedtest/{p.relative_to(FIXTURES).as_posix()}", p.read_bytes())
+    remote, skipped = read_seed_documents("memory://seedtest")
+    local, _ = docs
+    assert [(d.id, d.source, d.text) for d in remote] == [(d.id, d.source, d.text) for d in local]
+    assert skipped == {"empty": 1, "undecodable": 1, "unsupported": 1}
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="seed folder"):
+        read_seed_documents(tmp_path / "nope")
+
+
+def test_split_is_seeded_per_document_and_stable_when_documents_are_added():
+    from curation.seed import SeedDocument
+
+    docs = [SeedDocument(id=f"{i:04d}", source=f"d{i}.md", title="t", text="x") for i in range(400)]
+    gen, held = split_documents(docs, 0.2, seed=0)
+    assert (gen, held) == split_documents(docs, 0.2, seed=0)
+    assert 0.14 < len(held) / len(docs) < 0.26
+    assert {d.id for d in gen}.isdisjoint({d.id for d in held}) and len(gen) + len(held) == len(docs)
+    assert {d.id for d in split_documents(docs, 0.2, seed=1)[1]} != {d.id for d in held}
+    # a new document never moves an old one across the split
+    more = docs + [SeedDocument(id=f"new{i}", source=f"n{i}.md", title="t", text="x") for i in range(50)]
+    assert {d.id for d in held} <= {d.id for d in split_documents(more, 0.2, seed=0)[1]}
+    assert split_documents(docs, 0.0)[1] == [] and split_documents(docs, 1.0)[0] == []
+    with pytest.raises(ValueError):
+        split_documents(docs, 1.5)
