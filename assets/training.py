@@ -159,7 +159,7 @@ def _loss_plot(curve, title: str, out_dir: Path) -> dict:
         return {}
     png = line_plot_png({"train loss": [tuple(x) for x in curve]}, title, "step", "loss")
     save_png(png, out_dir / "loss_curve.png")
-    return {"loss_curve": png_markdown(png, title)}
+    return {"loss_curve": dg.MetadataValue.md(png_markdown(png, title))}
 
 
 def _train_metadata(out_dir, title: str) -> dict:
@@ -172,7 +172,7 @@ def _train_metadata(out_dir, title: str) -> dict:
     if history:
         tps = line_plot_png({"tokens/s": [(h["step"], h["tokens_per_s"]) for h in history]}, f"{title}: throughput",
                             "step", "tokens/s")
-        meta["throughput_curve"] = png_markdown(tps, "tokens/s")
+        meta["throughput_curve"] = dg.MetadataValue.md(png_markdown(tps, "tokens/s"))
     return meta
 
 
