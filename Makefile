@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test ui clean
+.PHONY: install demo smollm test ui clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	@set -o pipefail; $(PY) -m pipelines.demo --profile demo 2>&1 | tee $(MODELWORKS_HOME)/demo.log \
 	  | sed -un -e '/^\[modelworks/p' -e '/^Benchmark scores/,$$p' \
 	  || (echo "demo failed; see $(MODELWORKS_HOME)/demo.log"; tail -30 $(MODELWORKS_HOME)/demo.log; exit 1)
+
+# The real-model recipe: untouched SmolLM2-135M -> DAPT -> SFT -> DPO (LoRA), SmolLM2 as the teacher.
+smollm: install $(DAGSTER_HOME)/dagster.yaml
+	@mkdir -p $(MODELWORKS_HOME)-smollm
+	@set -o pipefail; MODELWORKS_HOME=$(MODELWORKS_HOME)-smollm $(PY) -m pipelines.demo --profile smollm 2>&1 \
+	  | tee $(MODELWORKS_HOME)-smollm/demo.log | sed -un -e '/^\[modelworks/p' -e '/^Benchmark scores/,$$p'
 
 test: install
 	$(PY) -m pytest -q tests

@@ -154,7 +154,7 @@ def decontaminated_training_sets(config: DecontaminationConfig, storage: Modelwo
         after, actions = decontaminate_texts(table.column("text").to_pylist(), index, cfg)
         keep = [t is not None for t in after]
         cleaned = table.set_column(table.schema.get_field_index("text"), "text", pa.array(after, pa.string()))
-        with storage.writing(storage.decontaminated(name, ".parquet")) as tmp:
+        with storage.writing(storage.decontaminated(name)) as tmp:
             write_parquet_atomic(cleaned.filter(pa.array(keep)), tmp)
         summary[name] = summarize_actions(actions)
         log_rows += [{"training_set": name, "id": i, "url": u, **a.to_dict()}
@@ -163,7 +163,7 @@ def decontaminated_training_sets(config: DecontaminationConfig, storage: Modelwo
     for name, synthetic_name in CHAT_SETS.items():
         rows = read_synthetic(storage, synthetic_name)
         after, actions = decontaminate_texts([_chat_text(r) for r in rows], index, cfg, whole_rows=True)
-        with storage.writing(storage.decontaminated(name, ".jsonl")) as tmp:
+        with storage.writing(storage.decontaminated(name)) as tmp:
             write_jsonl_atomic([r for r, a in zip(rows, actions) if a.action == "keep"], tmp)
         summary[name] = summarize_actions(actions)
         log_rows += [{"training_set": name, "id": r.get("id", i), **a.to_dict()}
@@ -185,7 +185,7 @@ def decontaminated_training_sets(config: DecontaminationConfig, storage: Modelwo
         pages = []
         for name in CORPORA:
             before = read_table(storage, storage.corpus(name), columns=["id", "url"])
-            after = dict(zip(*(read_table(storage, storage.decontaminated(name, ".parquet"), columns=["id", "text"])
+            after = dict(zip(*(read_table(storage, storage.decontaminated(name), columns=["id", "text"])
                                .column(c).to_pylist() for c in ("id", "text"))))
             acted = {r["id"]: r for r in log_rows if r["training_set"] == name}
             pages += [{"url": u, "action": acted.get(i, {}).get("action", "keep"), "items": acted.get(i, {}).get("items", []),
@@ -209,10 +209,10 @@ def no_benchmark_text_in_training_sets(storage: ModelworksStorage) -> dg.AssetCh
                    for item in read_jsonl(f) for s in benchmark_texts(item, b["kind"])["whole"]]
     found = {}
     for name in CORPORA:
-        texts = read_table(storage, storage.decontaminated(name, ".parquet"), columns=["text"]).column("text")
+        texts = read_table(storage, storage.decontaminated(name), columns=["text"]).column("text")
         found[name] = verbatim_leaks(texts.to_pylist(), strings)
     for name in CHAT_SETS:
-        with storage.reading(storage.decontaminated(name, ".jsonl")) as p:
+        with storage.reading(storage.decontaminated(name)) as p:
             found[name] = verbatim_leaks([_chat_text(r) for r in read_jsonl(p)], strings)
     return dg.AssetCheckResult(passed=not any(found.values()), metadata={
         "benchmark_strings": len(strings), "leaks_per_set": dg.MetadataValue.json({k: len(v) for k, v in found.items()}),

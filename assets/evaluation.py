@@ -92,7 +92,7 @@ def stage_report(context: dg.AssetExecutionContext, storage: ModelworksStorage) 
     results = {names.get(s, s): json.loads(storage.read_text(storage.scores(s, "test"))) for s in STAGES}
     post_training = []
     for name in ("sft_conversations", "preference_pairs"):
-        with storage.reading(storage.decontaminated(name, ".jsonl")) as p:
+        with storage.reading(storage.decontaminated(name)) as p:
             post_training += read_jsonl(p)
     with storage.reading(storage.benchmark_suite()) as suite_dir, storage.writing(storage.reports()) as out:
         report = build_stage_report(results, out, stages=list(results),

@@ -121,8 +121,9 @@ class ModelworksStorage(dg.ConfigurableResource):
         """The user's lm-eval task names and YAML folders that every stage is also scored on."""
         return self._loc("benchmarks", "external_tasks.json")
 
-    def decontaminated(self, name: str, suffix: str) -> str:
-        return self._loc("decontaminated", f"{name}{suffix}")
+    def decontaminated(self, name: str) -> str:
+        """A training set after decontamination: web corpora as Parquet, synthetic chat sets as JSONL."""
+        return self._loc("decontaminated", f"{name}.parquet" if name.endswith("_corpus") else f"{name}.jsonl")
 
     def decontamination_log(self) -> str:
         """One row per training document that decontamination cut or dropped, with the items it leaked."""

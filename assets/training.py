@@ -19,7 +19,7 @@ PROFILE_DEFAULT = "None: the profile's value"
 
 
 def _corpus_texts(storage: ModelworksStorage, name: str) -> list[str]:
-    with storage.reading(storage.decontaminated(name, ".parquet")) as path:
+    with storage.reading(storage.decontaminated(name)) as path:
         return pq.read_table(path, columns=["text"]).column("text").to_pylist()
 
 
@@ -52,6 +52,9 @@ def open_model(config: OpenModelConfig, storage: ModelworksStorage, profile: Pro
 
 
 def _start(storage: ModelworksStorage) -> str:
+    """The start the chain took (open_model's card); a root where open_model never ran trains from scratch."""
+    if not storage.exists(storage.open_model_card()):
+        return "scratch"
     return json.loads(storage.read_text(storage.open_model_card()))["start"]
 
 
@@ -325,7 +328,7 @@ def sft_model(context: dg.AssetExecutionContext, config: SFTAssetConfig, storage
     config = profile.resolve(config, SFT_FROM_PROFILE)
     out = storage.local_path(storage.model("sft"))
     metrics = sft(storage.local_path(storage.model("dapt")),
-                  storage.local_path(storage.decontaminated("sft_conversations", ".jsonl")), out,
+                  storage.local_path(storage.decontaminated("sft_conversations")), out,
                   library_config(SFTRunConfig, config),
                   _log_progress(context, "sft"))
     return dg.MaterializeResult(metadata=_posttrain_metadata(metrics, "SFT loss", out))
@@ -341,7 +344,7 @@ def dpo_model(context: dg.AssetExecutionContext, config: DPOAssetConfig, storage
     config = profile.resolve(config, DPO_FROM_PROFILE)
     out = storage.local_path(storage.model("dpo"))
     metrics = dpo(storage.local_path(storage.model("sft")),
-                  storage.local_path(storage.decontaminated("preference_pairs", ".jsonl")), out,
+                  storage.local_path(storage.decontaminated("preference_pairs")), out,
                   library_config(DPORunConfig, config),
                   _log_progress(context, "dpo"))
     return dg.MaterializeResult(metadata=_posttrain_metadata(metrics, "DPO loss", out))

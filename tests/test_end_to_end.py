@@ -82,8 +82,8 @@ def test_no_benchmark_question_survives_into_training_sets(demo_run):
     questions = [json.loads(line)["question"] for split in ("validation", "test")
                  for line in open(manifest["benchmarks"]["mcq"]["files"][split])]
     assert len(questions) > 20
-    corpus = "\n".join(_texts(Path(storage.decontaminated("domain_corpus", ".parquet"))) +
-                       _texts(Path(storage.decontaminated("general_corpus", ".parquet"))))
+    corpus = "\n".join(_texts(Path(storage.decontaminated("domain_corpus"))) +
+                       _texts(Path(storage.decontaminated("general_corpus"))))
     assert not [q for q in questions if q in corpus]
     # Leak pages lose the leaked spans, not their teaching text: no leak page is dropped whole.
     log = [json.loads(line) for line in open(storage.decontamination_log())]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -13,6 +14,42 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 INDEX_FILE = "index.json"
+
+# Pretrained tokenizers whose eos is a chat end-of-turn token (SmolLM2's <|im_end|>) were pretrained with
+# a separate document separator; continued pretraining must separate documents the way pretraining did.
+DOCUMENT_SEPARATORS = ("<|endoftext|>", "<|end_of_text|>", "</s>")
+
+
+def document_separator_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The token put between packed documents: a known end-of-text token when the vocabulary has one, else eos."""
+    # Only added (special) tokens count: a BPE vocabulary learned on HTML may hold "</s>" as ordinary text.
+    added = tokenizer.get_added_vocab()
+    for token in DOCUMENT_SEPARATORS:
+        if token in added:
+            return int(added[token])
+    if tokenizer.eos_token_id is None:
+        raise ValueError("tokenizer has no eos_token; documents could not be separated")
+    return int(tokenizer.eos_token_id)
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """A hash of the vocabulary (token -> id): token shards are only readable by a model with the same one."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def check_tokenizer_matches(data_dir: str | os.PathLike, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Raise a clear error when `data_dir` was packed with another tokenizer than the one about to train on it."""
+    index = read_index(data_dir)
+    packed = index.get("tokenizer_fingerprint")
+    if packed is None:  # shards packed before fingerprints existed: the vocabulary size is all we can compare
+        if index.get("vocab_size") not in (None, len(tokenizer)):
+            raise ValueError(f"{data_dir} was packed with a {index['vocab_size']}-token vocabulary, the model's "
+                             f"tokenizer has {len(tokenizer)}: repack the shards with the model's tokenizer")
+        return
+    if packed != tokenizer_fingerprint(tokenizer):
+        raise ValueError(f"{data_dir} was packed with another tokenizer (fingerprint {packed}, this one "
+                         f"{tokenizer_fingerprint(tokenizer)}): repack the shards with the model's own tokenizer")
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -42,7 +79,11 @@ def pack_token_shards(
     shard_tokens: int = 50_000_000,
     batch_size: int = 1000,
 ) -> dict:
-    """Tokenize `texts`, append EOS per document, and write `shard_XXXXX.bin` files plus `index.json`.
+    """Tokenize `texts` with `tokenizer` (the model's own), end each document with its separator, and write
+    `shard_XXXXX.bin` files plus `index.json`.
+
+    The separator is `document_separator_id(tokenizer)`: eos for Modelworks' own tokenizer, `<|endoftext|>`
+    for a pretrained one such as SmolLM2's (whose eos `<|im_end|>` ends chat turns, not documents).
 
     Each shard is a flat array of token ids (uint16 when the vocabulary fits, else uint32); documents
     are concatenated with no padding, so a training block may span a document boundary (GPT-style).
@@ -53,9 +94,7 @@ def pack_token_shards(
     (out / INDEX_FILE).unlink(missing_ok=True)  # the old index must not describe new shards
     vocab_size = len(tokenizer)
     dtype = np.uint16 if vocab_size <= 65536 else np.uint32
-    eos_id = tokenizer.eos_token_id
-    if eos_id is None:
-        raise ValueError("tokenizer has no eos_token; documents could not be separated")
+    eos_id = document_separator_id(tokenizer)
 
     shards: list[dict] = []
     buffer: list[np.ndarray] = []
@@ -92,7 +131,8 @@ def pack_token_shards(
         "dtype": np.dtype(dtype).name,
         "seq_len": seq_len,
         "vocab_size": vocab_size,
-        "eos_token_id": eos_id,
+        "eos_token_id": eos_id,  # the document separator (see document_separator_id)
+        "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
         "n_documents": n_documents,
         "n_tokens": int(sum(s["n_tokens"] for s in shards)),
         "shards": shards,

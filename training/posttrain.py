@@ -21,7 +21,9 @@ from datasets import Dataset, load_dataset  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, TrainingArguments  # noqa: E402
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer  # noqa: E402
+from trl.chat_template_utils import has_generation_markers  # noqa: E402
 
+from training.lora import LoraSettings, merge_lora, peft_config, trainable_parameters  # noqa: E402
 from training.pretrain import save_model_dir  # noqa: E402
 
 LogFn = Callable[[int, dict[str, float]], None]
@@ -34,8 +36,30 @@ _CHECKPOINTING_ARG = (
 )
 
 
+# End-of-turn tokens of common chat formats (Modelworks' own, ChatML/SmolLM2, Llama 3, Gemma): generation must
+# stop at the end of the assistant's turn, which is not always the tokenizer's eos.
+END_OF_TURN_TOKENS = ("<|end|>", "<|im_end|>", "<|eot_id|>", "<end_of_turn>")
+
+
 @dataclass
-class SFTRunConfig:
+class _LoraOptions:
+    # LoRA (peft) adapters on every linear projection when lora_r > 0, merged into the weights before saving;
+    # lora_r = 0 is full fine-tuning.
+    lora_r: int = 0
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | None = None  # None: every linear projection of the blocks
+
+    @property
+    def lora(self) -> LoraSettings:
+        settings = LoraSettings(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout)
+        if self.lora_target_modules:
+            settings.target_modules = list(self.lora_target_modules)
+        return settings
+
+
+@dataclass
+class SFTRunConfig(_LoraOptions):
     num_train_epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides num_train_epochs
     learning_rate: float = 1e-4
@@ -46,7 +70,8 @@ class SFTRunConfig:
     lr_scheduler_type: str = "cosine"
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    # Loss only on assistant tokens (incl. their <|end|>), via the template's {% generation %} markers.
+    # Loss only on assistant tokens (incl. their end-of-turn token): through the template's {% generation %}
+    # markers when it has them, else on the last assistant turn as a completion (see sft()).
     assistant_only_loss: bool = True
     logging_steps: int = 5
     seed: int = 0
@@ -54,13 +79,14 @@ class SFTRunConfig:
 
 
 @dataclass
-class DPORunConfig:
+class DPORunConfig(_LoraOptions):
     num_train_epochs: float = 1.0
     max_steps: int = -1
     learning_rate: float = 5e-6
     per_device_train_batch_size: int = 8
     gradient_accumulation_steps: int = 1
-    max_length: int = 512  # prompt + completion tokens
+    max_length: int = 512  # prompt + completion tokens (the end of a longer completion is cut)
+    max_prompt_length: int | None = None  # tokens; a longer prompt keeps its end (where the question is)
     beta: float = 0.1  # KL strength toward the reference (the SFT model), Rafailov et al. 2023
     loss_type: str = "sigmoid"  # the original DPO loss
     warmup_steps: int = 0
@@ -121,6 +147,8 @@ def _metrics(trainer, wall_s: float, n_examples: int) -> dict[str, Any]:
         "train_loss": summary.get("train_loss"),
         "runtime_s": summary.get("train_runtime", wall_s),
         "samples_per_s": summary.get("train_samples_per_second"),
+        "steps_per_s": summary.get("train_steps_per_second"),
+        "trainable_parameters": trainable_parameters(trainer.model),
         "steps": trainer.state.global_step,
         "n_examples": n_examples,
         "log_history": history,
@@ -128,15 +156,67 @@ def _metrics(trainer, wall_s: float, n_examples: int) -> dict[str, Any]:
 
 
 def _stop_at_end_of_turn(model, tokenizer) -> None:
-    # A chat model ends its answer with <|end|>, not <|eos|>; make generate() stop at either.
-    end_id = tokenizer.convert_tokens_to_ids("<|end|>")
-    stops = [i for i in (end_id, tokenizer.eos_token_id) if i is not None and i != tokenizer.unk_token_id]
-    model.generation_config.eos_token_id = stops
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    # A chat model ends its answer with its end-of-turn token (<|end|>, <|im_end|>, ...), not always eos;
+    # make generate() stop at either.
+    added = tokenizer.get_added_vocab()
+    stops = [added[t] for t in END_OF_TURN_TOKENS if t in added] + [tokenizer.eos_token_id]
+    model.generation_config.eos_token_id = list(dict.fromkeys(i for i in stops if i is not None))
+    model.generation_config.pad_token_id = (tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                                            else tokenizer.eos_token_id)
+
+
+def _load_policy(model_dir: str | os.PathLike):
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if not tokenizer.chat_template:
+        raise ValueError(f"{model_dir}: the tokenizer has no chat template; post-training renders chats through it")
+    # fp32 master weights: a checkpoint saved in bf16/fp16 would otherwise train in low precision on CPU.
+    return tokenizer, AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+
+
+def _last_turn_as_completion(example: dict[str, Any]) -> dict[str, Any]:
+    # Chats ending in an assistant turn become prompt (every earlier turn) + completion (that turn): TRL then
+    # puts the loss on the completion only, with any chat template (no {% generation %} markers needed).
+    messages = example["messages"]
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+
+def _truncate_prompt(example: dict[str, Any], tokenizer, max_prompt_length: int) -> dict[str, Any]:
+    """Cut the start of the last user message until the rendered prompt fits `max_prompt_length` tokens."""
+    prompt = [dict(m) for m in example["prompt"]]
+
+    def n_tokens() -> int:
+        text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    last_user = max((i for i, m in enumerate(prompt) if m["role"] == "user"), default=None)
+    truncated = False
+    for _ in range(4):  # re-tokenizing a cut string can shift a token or two; a few passes always fit
+        excess = n_tokens() - max_prompt_length
+        if excess <= 0 or last_user is None:
+            break
+        ids = tokenizer(prompt[last_user]["content"], add_special_tokens=False)["input_ids"]
+        prompt[last_user]["content"] = tokenizer.decode(ids[min(len(ids), excess + 1):])
+        truncated = True
+    return {**example, "prompt": prompt, "prompt_truncated": truncated}
 
 
 def _load_jsonl(path: str | os.PathLike) -> Dataset:
     return load_dataset("json", data_files=str(path), split="train")
+
+
+def _sft_dataset(path: str | os.PathLike, tokenizer, assistant_only_loss: bool) -> tuple[Dataset, str, int]:
+    """(dataset, what the loss covers, chats dropped) for `{"messages": [...]}` JSONL under this tokenizer."""
+    dataset = _load_jsonl(path).select_columns(["messages"])
+    if not assistant_only_loss:
+        return dataset, "all_tokens", 0
+    if has_generation_markers(tokenizer.chat_template):
+        return dataset, "assistant_turns", 0
+    # Open models' templates (SmolLM2, Llama, Qwen...) rarely carry {% generation %} markers: train on the
+    # last assistant turn as a completion instead (synthetic SFT chats have one answer turn anyway).
+    n_before = len(dataset)
+    dataset = dataset.filter(lambda ex: bool(ex["messages"]) and ex["messages"][-1]["role"] == "assistant")
+    dataset = dataset.map(_last_turn_as_completion, remove_columns=["messages"])
+    return dataset, "last_assistant_turn", n_before - len(dataset)
 
 
 def sft(
@@ -145,32 +225,46 @@ def sft(
     out_dir: str | os.PathLike,
     config: SFTRunConfig | None = None,
     log_fn: LogFn = print,
+    eval_jsonl: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune the model in `model_dir` on `{"messages": [...]}` JSONL; save model + tokenizer to `out_dir`."""
+    """Fine-tune the model in `model_dir` on `{"messages": [...]}` JSONL; save model + tokenizer to `out_dir`.
+
+    The chats are rendered with the model's own chat template; with LoRA (`config.lora_r > 0`) the adapters
+    are merged before saving. `eval_jsonl` (held-out validation chats, same format) adds `eval_loss` to the
+    returned metrics: the number to choose the learning rate and epochs by, never a test score.
+    """
     c = config or SFTRunConfig()
     if c.num_threads:
         torch.set_num_threads(c.num_threads)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    dataset = _load_jsonl(dataset_jsonl).select_columns(["messages"])
+    tokenizer, model = _load_policy(model_dir)
+    dataset, loss_on, dropped = _sft_dataset(dataset_jsonl, tokenizer, c.assistant_only_loss)
+    if dropped:
+        log_fn(0, {"sft_chats_without_final_answer_dropped": float(dropped)})
+    eval_dataset = _sft_dataset(eval_jsonl, tokenizer, c.assistant_only_loss)[0] if eval_jsonl else None
     with tempfile.TemporaryDirectory(prefix="sft-") as work_dir:
         args = SFTConfig(
             **_common_args(c, work_dir),
             weight_decay=c.weight_decay,
-            assistant_only_loss=c.assistant_only_loss,
+            assistant_only_loss=loss_on == "assistant_turns",
+            completion_only_loss=True if loss_on == "last_assistant_turn" else None,
             packing=False,  # padding-free packing needs FlashAttention; chats are short anyway
         )
         trainer = SFTTrainer(
-            model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-            callbacks=[_ForwardLogs(log_fn)],
+            model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
+            peft_config=peft_config(c.lora), callbacks=[_ForwardLogs(log_fn)],
         )
         trainer.remove_callback(PrinterCallback)  # logs go to log_fn instead of stdout
         t0 = time.perf_counter()
         trainer.train()
         metrics = _metrics(trainer, time.perf_counter() - t0, len(dataset))
+        if eval_dataset is not None:
+            metrics["eval_loss"] = trainer.evaluate()["eval_loss"]
     metrics["config"] = asdict(c)
-    _stop_at_end_of_turn(trainer.model, tokenizer)
-    save_model_dir(trainer.model, tokenizer, out_dir, extra={k: v for k, v in metrics.items() if k != "log_history"})
+    metrics["loss_on"] = loss_on
+    metrics["chats_dropped"] = dropped
+    model = merge_lora(trainer.model)  # downstream loads a plain model, never adapters
+    _stop_at_end_of_turn(model, tokenizer)
+    save_model_dir(model, tokenizer, out_dir, extra={k: v for k, v in metrics.items() if k != "log_history"})
     metrics["model_dir"] = str(out_dir)
     return metrics
 
@@ -186,12 +280,24 @@ def _as_conversation(example: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _dpo_dataset(path: str | os.PathLike, tokenizer, max_prompt_length: int | None) -> tuple[Dataset, int]:
+    """(conversational preference dataset, prompts truncated) for `{"prompt","chosen","rejected"}` JSONL."""
+    raw = _load_jsonl(path)
+    dataset = raw.map(_as_conversation, remove_columns=raw.column_names)
+    if not max_prompt_length:
+        return dataset, 0
+    dataset = dataset.map(_truncate_prompt, fn_kwargs={"tokenizer": tokenizer, "max_prompt_length": max_prompt_length})
+    n_truncated = int(sum(dataset["prompt_truncated"]))
+    return dataset.remove_columns(["prompt_truncated"]), n_truncated
+
+
 def dpo(
     model_dir: str | os.PathLike,
     dataset_jsonl: str | os.PathLike,
     out_dir: str | os.PathLike,
     config: DPORunConfig | None = None,
     log_fn: LogFn = print,
+    eval_jsonl: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """DPO on `{"prompt","chosen","rejected"}` JSONL with the model in `model_dir` (the SFT model) as reference.
 
@@ -199,32 +305,41 @@ def dpo(
     (`prompt`: messages ending with a user turn; `chosen`/`rejected`: one assistant message each).
     Both are rendered through the tokenizer's chat template. Returns metrics incl. the last logged
     `rewards/accuracies` and `rewards/margins` (the fraction of pairs where the policy prefers the
-    chosen answer more than the reference does, and by how much).
+    chosen answer more than the reference does, and by how much). With LoRA the reference is the policy
+    with its adapters disabled (no second model). `eval_jsonl` (held-out validation pairs) adds
+    `eval_loss` and `eval_rewards_accuracies`, to choose lr / beta / epochs by.
     """
     c = config or DPORunConfig()
     if c.num_threads:
         torch.set_num_threads(c.num_threads)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    ref_model = AutoModelForCausalLM.from_pretrained(model_dir)  # frozen copy of the SFT model
-    raw = _load_jsonl(dataset_jsonl)
-    dataset = raw.map(_as_conversation, remove_columns=raw.column_names)
+    tokenizer, model = _load_policy(model_dir)
+    # The reference is the starting (SFT) model. With LoRA it is the policy itself with its adapters disabled
+    # (TRL does that when ref_model is None), so no second copy of the weights is held or run separately.
+    ref_model = None if c.lora.enabled else AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    dataset, n_truncated = _dpo_dataset(dataset_jsonl, tokenizer, c.max_prompt_length)
+    eval_dataset = _dpo_dataset(eval_jsonl, tokenizer, c.max_prompt_length)[0] if eval_jsonl else None
     with tempfile.TemporaryDirectory(prefix="dpo-") as work_dir:
         args = DPOConfig(**_common_args(c, work_dir), beta=c.beta, loss_type=[c.loss_type])
         trainer = DPOTrainer(
-            model=model, ref_model=ref_model, args=args, train_dataset=dataset, processing_class=tokenizer,
-            callbacks=[_ForwardLogs(log_fn)],
+            model=model, ref_model=ref_model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
+            processing_class=tokenizer, peft_config=peft_config(c.lora), callbacks=[_ForwardLogs(log_fn)],
         )
         trainer.remove_callback(PrinterCallback)  # logs go to log_fn instead of stdout
         t0 = time.perf_counter()
         trainer.train()
         metrics = _metrics(trainer, time.perf_counter() - t0, len(dataset))
+        if eval_dataset is not None:
+            scores = trainer.evaluate()
+            metrics["eval_loss"] = scores["eval_loss"]
+            metrics["eval_rewards_accuracies"] = scores.get("eval_rewards/accuracies")
     reward_logs = [h for h in metrics["log_history"] if "rewards/accuracies" in h]
     for key in ("rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected"):
         metrics[key.replace("/", "_")] = reward_logs[-1][key] if reward_logs else None
         metrics[key.replace("/", "_") + "_curve"] = [(h["step"], h[key]) for h in reward_logs]
     metrics["config"] = asdict(c)
-    _stop_at_end_of_turn(trainer.model, tokenizer)
-    save_model_dir(trainer.model, tokenizer, out_dir, extra={k: v for k, v in metrics.items() if k != "log_history"})
+    metrics["prompts_truncated"] = n_truncated
+    model = merge_lora(trainer.model)  # downstream loads a plain model, never adapters
+    _stop_at_end_of_turn(model, tokenizer)
+    save_model_dir(model, tokenizer, out_dir, extra={k: v for k, v in metrics.items() if k != "log_history"})
     metrics["model_dir"] = str(out_dir)
     return metrics

@@ -21,7 +21,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, 
 
 from training.checkpoint import Checkpointer
 from training.data import GlobalBatchSampler
-from training.packing import PackedTokenDataset
+from training.lora import (LoraSettings, apply_lora, base_model_class, is_lora_model, merge_lora,
+                           trainable_parameters)
+from training.packing import PackedTokenDataset, check_tokenizer_matches
 from training.parallelize import (DistEnv, all_reduce_mean, barrier, destroy_distributed, init_distributed, no_grad_sync,
                                  parallelize)
 from training.presets import llama_config, preset_seq_len
@@ -65,6 +67,19 @@ class PretrainConfig:
     deterministic: bool = True  # torch.use_deterministic_algorithms during training (bitwise-resumable on CPU)
     checkpoint_every: int = 0  # steps between checkpoints (when a checkpoint_dir is given); 0: only at the end
     keep_checkpoints: int = 2  # the latest k valid checkpoints are kept
+    # LoRA (peft) for continued pretraining from init_model_dir: rank 0 trains every weight (full fine-tuning).
+    # The adapters are merged into the weights before saving, so the output is a plain model directory.
+    lora_r: int = 0
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | None = None  # None: every linear projection of the blocks
+
+    @property
+    def lora(self) -> LoraSettings:
+        settings = LoraSettings(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout)
+        if self.lora_target_modules:
+            settings.target_modules = list(self.lora_target_modules)
+        return settings
 
 
 @dataclass
@@ -112,14 +127,19 @@ def flops_per_token(model: PreTrainedModel, seq_len: int) -> float:
     6*N: forward (2N) + backward (4N) through the weight matmuls, N = non-embedding params plus the
     LM head (its matmul is real compute even when tied; the input embedding is a lookup, no FLOPs).
     12*L*H*Q*T: the attention score and value matmuls (L layers, H heads, Q head dim, T context).
+    With LoRA the frozen weights get no weight gradient: 4*N + 2*N_trainable + 12*L*H*Q*T (the
+    backward still computes every activation gradient, 2N, to reach the adapters below).
     """
     cfg = model.config
     embedding = model.get_input_embeddings().weight
     n = sum(p.numel() for p in model.parameters() if p is not embedding) + cfg.vocab_size * cfg.hidden_size
     if not cfg.tie_word_embeddings:
         n -= cfg.vocab_size * cfg.hidden_size  # the untied head is already among the parameters
-    head_dim = cfg.hidden_size // cfg.num_attention_heads
-    return 6 * n + 12 * cfg.num_hidden_layers * cfg.num_attention_heads * head_dim * seq_len
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    attention = 12 * cfg.num_hidden_layers * cfg.num_attention_heads * head_dim * seq_len
+    if is_lora_model(model):
+        return 4 * n + 2 * trainable_parameters(model) + attention
+    return 6 * n + attention
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -211,6 +231,8 @@ def pretrain(
     c = config
     if tokenizer_dir is None and init_model_dir is None:
         raise ValueError("pass tokenizer_dir (from scratch) or init_model_dir (continued pretraining)")
+    if c.lora_r > 0 and init_model_dir is None:
+        raise ValueError("LoRA adapts a pretrained model: pass init_model_dir (lora_r > 0 from scratch is meaningless)")
     env = init_distributed(c.backend)
     if c.num_threads:
         torch.set_num_threads(c.num_threads)
@@ -229,8 +251,15 @@ def _pretrain(c: PretrainConfig, env: DistEnv, data_dir, out_dir, tokenizer_dir,
     device = env.device
     torch.manual_seed(c.seed)  # the same initial weights on every rank
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or init_model_dir)
+    # Token ids only mean something under the tokenizer that packed them: refuse shards of another one.
+    for shards in (data_dir, replay_data_dir if replay_ratio > 0 else None):
+        if shards is not None:
+            check_tokenizer_matches(shards, tokenizer)
     if init_model_dir is not None:
-        model = AutoModelForCausalLM.from_pretrained(init_model_dir)
+        model = AutoModelForCausalLM.from_pretrained(init_model_dir, dtype=torch.float32)
+        if len(tokenizer) > model.config.vocab_size:
+            raise ValueError(f"tokenizer has {len(tokenizer)} tokens but {init_model_dir} embeds only "
+                             f"{model.config.vocab_size}: DAPT must use the start model's own tokenizer")
         seq_len = c.seq_len or model.config.max_position_embeddings
     else:
         seq_len = c.seq_len or preset_seq_len(c.preset)
@@ -244,8 +273,13 @@ def _pretrain(c: PretrainConfig, env: DistEnv, data_dir, out_dir, tokenizer_dir,
         )
         model = LlamaForCausalLM(model_config)
     model.to(device)
-    model_class = type(model)  # before fully_shard swaps in its FSDP subclass
+    if c.lora_r > 0:
+        if env.distributed and c.parallelism == "fsdp":
+            raise ValueError("LoRA runs with parallelism='ddp' (adapters are small; FSDP would shard frozen weights)")
+        model = apply_lora(model, c.lora)
+    model_class = base_model_class(model)  # before fully_shard swaps in its FSDP subclass
     n_params = sum(p.numel() for p in model.parameters())
+    n_trainable = trainable_parameters(model)
     fpt = flops_per_token(model, seq_len)
 
     grad_accum = c.grad_accum_steps
@@ -346,6 +380,7 @@ def _pretrain(c: PretrainConfig, env: DistEnv, data_dir, out_dir, tokenizer_dir,
         device=str(device),
         config={**asdict(c), "seq_len": seq_len, "grad_accum_steps": grad_accum,
                 "init_model_dir": str(init_model_dir) if init_model_dir else None,
+                "tokenizer_dir": str(tokenizer_dir or init_model_dir), "trainable_parameters": n_trainable,
                 "replay_ratio": sampler.replay_ratio, "peak_flops": peak_flops, "world_size": env.world_size,
                 "resumed_from_step": start_step},
         log_history=log_history,
@@ -357,9 +392,11 @@ def _pretrain(c: PretrainConfig, env: DistEnv, data_dir, out_dir, tokenizer_dir,
             model = model_class(model.config)
             model.load_state_dict(full)
     if env.is_main:
+        model = merge_lora(model)  # downstream loads a plain model, never adapters
         model.config.use_cache = True
-        model.generation_config.eos_token_id = tokenizer.eos_token_id
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        if init_model_dir is None:  # a pretrained start keeps its own generation settings (stop tokens)
+            model.generation_config.eos_token_id = tokenizer.eos_token_id
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
         save_model_dir(model, tokenizer, out_dir, extra=result.to_dict())
     barrier(env)
     return result
@@ -444,6 +481,8 @@ def pipes_metadata(result: PretrainResult) -> dict[str, Any]:
         "peak_memory_mb": round(result.peak_memory_bytes / 2**20, 1), "wall_time_s": round(result.wall_time_s, 1),
         "device": result.device, "world_size": result.config.get("world_size", 1),
         "resumed_from_step": result.config.get("resumed_from_step", 0),
+        "trainable_parameters": result.config.get("trainable_parameters", result.n_params),
+        "lora_r": result.config.get("lora_r", 0), "init_model_dir": result.config.get("init_model_dir") or "",
     }
 
 
@@ -454,7 +493,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: `torchrun --nproc-per-node N -m training.pretrain RUN.json` (or plain `python -m ...`).
 
     RUN.json holds PretrainConfig fields plus data_dir, out_dir, tokenizer_dir | init_model_dir,
-    replay_data_dir, replay_ratio and checkpoint_dir; flags override it. Every rank trains; rank 0 alone
+    replay_data_dir, replay_ratio and checkpoint_dir; flags override it. From a pretrained model
+    (init_model_dir, e.g. SmolLM2 converted by training.open_model), the shards must be packed with that
+    model's tokenizer (checked), `lora_r > 0` trains LoRA adapters that are merged before the save, and
+    the saved directory carries the model's tokenizer and chat template. Every rank trains; rank 0 alone
     prints one JSON line per log step and, when Dagster launched the job through Pipes, streams the same
     metrics to the run's logs and reports the asset materialization (two ranks opening Pipes would
     interleave two message streams into one run).
