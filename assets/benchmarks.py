@@ -36,7 +36,7 @@ def _resolve_source(config: BenchmarkConfig, storage: ModelworksStorage) -> str:
         return config.source
     if config.benchmark_sources:
         return "files"
-    return "demo" if storage.exists(storage.demo("facts.json")) else "heldout"
+    return "demo" if storage.exists(storage.demo_facts()) else "heldout"
 
 
 @dg.asset(group_name="benchmarks", code_version="2", deps=[seed_corpus], kinds={"jsonl", "yaml"},
@@ -75,17 +75,14 @@ def benchmark_suite(context: dg.AssetExecutionContext, config: BenchmarkConfig, 
             result = generate_benchmark_items(chunks, t, ChainConfig(seed=config.seed), log=context.log.info)
         except TeacherUnavailable as err:
             raise teacher_failure(err, t.stats) from err
-        by_kind: dict[str, list[dict]] = {}
-        for item in result.items:
-            by_kind.setdefault(item["kind"], []).append({**item, "group": item.get("doc_id", item.get("group"))})
+        from evaluation.suite import write_generated_sources
+
         with storage.writing(storage.benchmark_sources()) as tmp:
-            tmp.mkdir()
-            for kind, items in by_kind.items():
-                write_jsonl_atomic(items, tmp / f"heldout_{kind}.jsonl")
+            written = write_generated_sources(result.items, tmp)
         with storage.writing(storage.benchmark_generation_quarantine()) as tmp:
             write_jsonl_atomic(result.quarantine, tmp)
         sources = [str(sources_dir)]
-        meta |= {"heldout_chunks": len(chunks), "teacher_model": t.model_name, "teacher_requests": t.stats["requests"],
+        meta |= {"heldout_chunks": len(chunks), "generated_kinds": dg.MetadataValue.json(sorted(written)), "teacher_model": t.model_name, "teacher_requests": t.stats["requests"],
                  "generation_quarantined": dg.MetadataValue.json(dict(Counter(r.get("reason")
                                                                               for r in result.quarantine)))}
     else:

@@ -97,7 +97,7 @@ def demo_truth(storage: ModelworksStorage, shard: str | None = None) -> list[dic
 
     Only the generated demo crawl has a truth sidecar; a real crawl never touches the demo package.
     """
-    if not storage.exists(storage.demo("truth")):
+    if not storage.exists(storage.demo_truth()):
         return []
     from curation.demo.crawl import load_truth
 

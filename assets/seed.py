@@ -30,8 +30,8 @@ def seed_corpus(context: dg.AssetExecutionContext, config: SeedCorpusConfig, sto
     from curation.seed import chunk_document, read_seed_documents, seed_batch, split_documents
 
     config = profile.resolve(config, {"max_chunk_words": "seed_chunk_words"})
-    source = config.source_dir or storage.demo("seed")
-    if not config.source_dir and not storage.exists(storage.demo("seed")):
+    source = config.source_dir or storage.demo_seed()
+    if not config.source_dir and not storage.exists(storage.demo_seed()):
         raise dg.Failure("no seed documents: set seed_corpus.config.source_dir to a folder of your documents "
                          "(Markdown, text, HTML), or generate the demo world (`make demo`)")
     t0 = time.perf_counter()

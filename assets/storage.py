@@ -143,6 +143,14 @@ class ModelworksStorage(dg.ConfigurableResource):
     def checkpoints(self, stage: str) -> str:
         return self._loc("checkpoints", stage)
 
+    def checkpoint_run(self, stage: str, fingerprint: str) -> str:
+        """One training run's checkpoints, named by the fingerprint of everything it computes from."""
+        return self._loc("checkpoints", stage, fingerprint)
+
+    def run_file(self, stage: str, fingerprint: str) -> str:
+        """The torchrun entry point's RUN.json for that run."""
+        return self._loc("checkpoints", stage, fingerprint, "run.json")
+
     def scores(self, stage: str, split: str = "test") -> str:
         return self._loc("eval", f"{stage}.{split}.json")
 
@@ -157,6 +165,18 @@ class ModelworksStorage(dg.ConfigurableResource):
 
     def demo(self, *parts: str) -> str:
         return self._loc("demo", *parts)
+
+    def demo_seed(self) -> str:
+        """The demo world's maintenance manuals: the default seed folder when the demo is run."""
+        return self._loc("demo", "seed")
+
+    def demo_truth(self) -> str:
+        """The demo crawl's ground-truth sidecar (one JSONL per shard)."""
+        return self._loc("demo", "truth")
+
+    def demo_facts(self) -> str:
+        """The demo world's fact base: present only where the demo generator wrote its world."""
+        return self._loc("demo", "facts.json")
 
     # ---------------------------------------------------------------- access
     @property

@@ -200,7 +200,6 @@ def _pretrain_config(config: PretrainAssetConfig):
     return library_config(PretrainConfig, config, log_every=max(1, config.max_steps // 20))
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _torchrun(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient, storage: ModelworksStorage,
@@ -220,9 +219,10 @@ def _torchrun(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient
         train_config, world_size, {k: str(v) for k, v in run.items()},
         *[file_signature(run.get(k)) for k in ("data_dir", "replay_data_dir", "init_model_dir", "tokenizer_dir")])
     stage_ckpts = storage.local_path(storage.checkpoints(stage))
-    ckpt_dir = stage_ckpts / fingerprint
+    ckpt_dir = storage.local_path(storage.checkpoint_run(stage, fingerprint))
     out = run["out_dir"]
-    run_file = write_run_file(ckpt_dir / "run.json", train_config, checkpoint_dir=ckpt_dir, **run)
+    run_file = write_run_file(storage.local_path(storage.run_file(stage, fingerprint)), train_config,
+                              checkpoint_dir=ckpt_dir, **run)
 
     from training.launch import local_launch_command, torchrun_command
 
@@ -235,8 +235,11 @@ def _torchrun(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient
         command = torchrun_command(run_file, config.nproc_per_node, config.nnodes,
                                    rdzv_endpoint=config.rdzv_endpoint, rdzv_id=rdzv_id)
     context.log.info(f"{stage}: {' '.join(command)}  (checkpoints: {ckpt_dir})")
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    reported = pipes.run(context=context, command=command, cwd=str(REPO_ROOT), env=env).get_materialize_result()
+    from training.launch import code_root
+
+    root = str(code_root())  # the trainer's workers import `training` from the same checkout
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    reported = pipes.run(context=context, command=command, cwd=root, env=env).get_materialize_result()
 
     # A finished run's older checkpoint directories (other configs or inputs) can never be resumed again.
     for stale in stage_ckpts.iterdir():

@@ -77,3 +77,23 @@ def suite_baselines(suite_dir: str | os.PathLike, post_training_rows: Iterable[d
         for baseline, rows in baseline_item_scores(read_split(suite_dir, name, split), seen).items():
             out.setdefault(baseline, {})[task_name(name, split, prefix)] = rows
     return out
+
+
+def write_generated_sources(items: Iterable[dict], out_dir: str | os.PathLike, prefix: str = "heldout") -> dict:
+    """Write generated benchmark items (each with a "kind") as one `<prefix>_<kind>.jsonl` per kind.
+
+    Items of one source document share a group, so all questions about a document land in one split.
+    Returns {kind: path}. The files are then loaded like any user benchmark file.
+    """
+    from curation.tables import write_jsonl_atomic
+
+    by_kind: dict[str, list[dict]] = {}
+    for item in items:
+        by_kind.setdefault(item["kind"], []).append({**item, "group": item.get("doc_id", item.get("group"))})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for kind, rows in sorted(by_kind.items()):
+        paths[kind] = out_dir / f"{prefix}_{kind}.jsonl"
+        write_jsonl_atomic(rows, paths[kind])
+    return paths

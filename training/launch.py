@@ -375,3 +375,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def code_root() -> Path:
+    """The folder that holds the `training` package: torchrun's workers need it on PYTHONPATH and as cwd."""
+    return Path(__file__).resolve().parent.parent
