@@ -362,8 +362,14 @@ def test_a_person_materializes_backfills_and_reads_a_plot_in_the_dagster_ui(tmp_
 
         # (3) Backfill curated_pages over the two shards from the partition dialog.
         ui.open(f"/assets/{BACKFILL_ASSET}")
-        ui.wait_visible(f"//button[starts-with(normalize-space(),'Materialize')]").click()
-        dialog = ui.dialog()
+        dialog = None
+        for _ in range(4):  # on a loaded machine the page may still be hydrating when the button first shows
+            ui.wait_visible("//*[normalize-space()='Definition']", 60)
+            ui.wait_visible(f"//button[starts-with(normalize-space(),'Materialize')]").click()
+            dialog = ui.visible_within("//div[contains(@class,'bp5-dialog')]", 20)
+            if dialog is not None:
+                break
+        assert dialog is not None, "the partition dialog never opened"
         ui.wait_visible(".//*[normalize-space()='Partition selection']", 30, dialog)
         selector = ui.wait_visible(".//*[normalize-space()='Select a partition or create one']", 30, dialog)
         selector.click()

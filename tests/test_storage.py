@@ -69,4 +69,4 @@ def test_writes_leave_no_temporary_files_beside_targets(tmp_path):
     storage = _roots(tmp_path)[0]
     for i in range(3):
         storage.write_text(str(i), storage.scores("base"))
-    assert sorted(p.name for p in (tmp_path / "home" / "eval").iterdir()) == ["base.json"]
+    assert sorted(p.name for p in (tmp_path / "home" / "eval").iterdir()) == ["base.test.json"]
