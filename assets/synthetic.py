@@ -107,10 +107,13 @@ def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticDataConfi
         **common, "conversations": len(result.sft),
         "by_kind": dg.MetadataValue.json(dict(Counter(r.get("kind") for r in result.sft))),
         "documents": len({r.get("doc_id") for r in result.sft}),
-        "requests": t.stats.get("requests", 0), "cache_hits": t.stats.get("cache_hits", 0),
-        "tokens_in": t.stats.get("prompt_tokens", 0), "tokens_out": t.stats.get("completion_tokens", 0),
-        "retries": t.stats.get("retries", 0),
-        "acceptance_rate_per_kind": dg.MetadataValue.json(stats.get("acceptance_rate_per_kind", {})),
+        # teacher + judge + answerer together, as the chain counted them
+        "requests": stats.get("requests", 0), "cache_hits": stats.get("cache_hits", 0),
+        "tokens_in": stats.get("prompt_tokens", 0), "tokens_out": stats.get("completion_tokens", 0),
+        "retries": stats.get("retries", 0), "request_errors": stats.get("request_errors", 0),
+        "judge_mean_by_criterion": dg.MetadataValue.json(stats.get("judge_mean_by_criterion", {})),
+        "quarantine_by_reason": dg.MetadataValue.json(stats.get("quarantine_by_reason", {})),
+        "acceptance_rate_per_kind": dg.MetadataValue.json(stats.get("acceptance_rate_by_kind", {})),
         "judge_score_histogram": dg.MetadataValue.md(judge_hist),
         "sample": dg.MetadataValue.json(result.sft[:3]),
         "path": dg.MetadataValue.path(storage.synthetic("sft", batch))})
