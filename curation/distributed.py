@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter, deque
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,19 +34,8 @@ import pyarrow as pa
 
 import curation
 from curation.dedup import minhash_signatures
-from curation.pipeline import (
-    _MIN_PAGES_FOR_TIMEOUT_CHECK,
-    STAGES,
-    CurationConfig,
-    CurationResult,
-    _batches,
-    _BatchResult,
-    _Curator,
-    _ParquetSink,
-    table_schemas,
-)
+from curation.pipeline import CurationConfig, CurationResult, ShardWriter, _batches, _BatchResult, _Curator
 from curation.readers import iter_documents
-from curation.warc import ReadStats
 
 CURATION_PACKAGE_DIR = Path(curation.__file__).resolve().parent
 # Page batches in flight per shard, per CPU of the cluster: enough to keep every CPU busy while
@@ -158,93 +147,37 @@ def _curate_shard_on_cluster(job: ShardJob, config: CurationConfig, pages_per_ta
                              max_in_flight: int, task_resources: dict[str, float]) -> dict:
     """The shard task: read, fan page batches out, write the tables in input order; returns stats.
 
-    Mirrors the streaming loop of `curate_shard`, with Ray page tasks in place of its process pool.
+    The streaming loop of `curate_shard`, with Ray page tasks in place of its process pool; the same ShardWriter.
     """
     import ray
 
     curate_pages = ray.remote(num_cpus=1, resources=task_resources or None)(_curate_pages)
-    kept_schema, dropped_schema = table_schemas(config)
-    read_stats = ReadStats()
-    read_seconds = [0.0]
-    seconds = dict.fromkeys(STAGES, 0.0)
-    dropped_by: Counter[str] = Counter()
-    pii_kept: Counter[str] = Counter()
-    pii_dropped: Counter[str] = Counter()
-    totals = Counter()
-    started = time.perf_counter()
-    tasks = 0
-
-    kept_sink = _ParquetSink(Path(job.kept_path), kept_schema, config.row_group_rows)
-    dropped_sink = _ParquetSink(Path(job.dropped_path), dropped_schema, config.row_group_rows)
-
+    writer = ShardWriter(config, job.shard, job.kept_path, job.dropped_path, where="cluster")
     nodes: set[str] = set()
+    tasks = 0
 
     def take(done: tuple[_BatchResult, str]) -> None:
         result, node = done
         nodes.add(node)
-        for row in result.rows:
-            if row["drop_reason"] is None:
-                del row["drop_reason"]
-                kept_sink.append(row)
-            else:
-                dropped_sink.append(row)
-        dropped_by.update(result.dropped_by)
-        pii_kept.update(result.pii_kept)
-        pii_dropped.update(result.pii_dropped)
-        for stage, value in result.seconds.items():
-            seconds[stage] += value
-        totals.update(extracted=result.extracted, timeouts=result.timeouts, attempted=result.attempted)
-        if (totals["timeouts"] >= _MIN_PAGES_FOR_TIMEOUT_CHECK
-                and totals["timeouts"] > config.max_timeout_frac * totals["attempted"]):
-            raise RuntimeError(
-                f"{totals['timeouts']} of {totals['attempted']} pages hit the {config.extraction.time_limit_s}s "
-                "extraction limit: that is not slow pages but a broken setup or an overloaded cluster")
+        writer.take(result)
 
     try:
         config_ref = ray.put(config)
         in_flight: deque = deque()
-        docs = iter_documents(job.raw_path, read_stats, max_page_bytes=config.max_page_bytes)
-        for batch in _batches(docs, pages_per_task, read_seconds):
+        docs = iter_documents(job.raw_path, writer.read_stats, max_page_bytes=config.max_page_bytes)
+        for batch in _batches(docs, pages_per_task, writer.read_seconds):
             if len(in_flight) >= max_in_flight:
                 take(ray.get(in_flight.popleft()))
             in_flight.append(curate_pages.remote(config_ref, job.shard, batch))
             tasks += 1
         while in_flight:
             take(ray.get(in_flight.popleft()))
-        kept_sink.commit()
-        dropped_sink.commit()
+        writer.commit()
     except BaseException:
-        kept_sink.abort()
-        dropped_sink.abort()
+        writer.abort()
         raise
-
-    seconds["read"] = read_seconds[0]
-    elapsed = time.perf_counter() - started
-    by_filter: Counter[str] = Counter()
-    for reason, n in dropped_by.items():
-        by_filter[reason.split(":", 1)[0]] += n
-    return {
-        "shard": job.shard,
-        "records_read": read_stats.records,
-        "documents_read": read_stats.yielded,
-        "skipped_by_reason": dict(sorted(read_stats.skipped.items())),
-        "extracted": totals["extracted"],
-        "extract_timeouts": totals["timeouts"],
-        "dropped_by_reason": dict(sorted(dropped_by.items())),
-        "dropped_by_filter": dict(sorted(by_filter.items())),
-        "dropped": dropped_sink.rows,
-        "kept": kept_sink.rows,
-        "pii_by_kind": dict(sorted(pii_kept.items())),
-        "pii_by_kind_dropped": dict(sorted(pii_dropped.items())),
-        # Summed over tasks, i.e. CPU-seconds per stage, as the local executor's pool reports them.
-        "seconds_per_stage": {k: round(v, 4) for k, v in seconds.items()},
-        "seconds_total": round(elapsed, 4),
-        "workers": max_in_flight // _IN_FLIGHT_PER_CPU,
-        "executor": "ray",
-        "ray_tasks": tasks,
-        "ray_nodes": len(nodes),  # how many nodes the shard's pages were spread over
-        "docs_per_s": round(read_stats.yielded / elapsed, 2) if elapsed > 0 else 0.0,
-    }
+    return writer.stats(workers=max_in_flight // _IN_FLIGHT_PER_CPU, executor="ray", ray_tasks=tasks,
+                        ray_nodes=len(nodes))  # ray_nodes: how many nodes the shard's pages were spread over
 
 
 # --- public API ------------------------------------------------------------------------------------

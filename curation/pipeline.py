@@ -294,6 +294,85 @@ def _curated_batches(batches: Iterator[list[dict]], config: CurationConfig, shar
             yield in_flight.popleft().result()
 
 
+class ShardWriter:
+    """Takes a shard's curated batches, in input order, into its kept and dropped Parquet files; tallies them.
+
+    One writer serves every executor (the local process pool here, Ray tasks in `curation.distributed`),
+    so both write the same rows and report the same statistics.
+    """
+
+    def __init__(self, config: CurationConfig, shard: str, kept_path: str | os.PathLike,
+                 dropped_path: str | os.PathLike, where: str = "machine"):
+        kept_schema, dropped_schema = table_schemas(config)
+        self.config, self.shard, self.where = config, shard, where
+        self.read_stats = ReadStats()
+        self.read_seconds = [0.0]
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.dropped_by: Counter[str] = Counter()
+        self.pii_kept: Counter[str] = Counter()
+        self.pii_dropped: Counter[str] = Counter()
+        self.extracted = self.timeouts = self.attempted = 0
+        self.started = time.perf_counter()
+        self.kept = _ParquetSink(Path(kept_path), kept_schema, config.row_group_rows)
+        self.dropped = _ParquetSink(Path(dropped_path), dropped_schema, config.row_group_rows)
+
+    def take(self, result: _BatchResult) -> None:
+        for row in result.rows:
+            if row["drop_reason"] is None:
+                del row["drop_reason"]
+                self.kept.append(row)
+            else:
+                self.dropped.append(row)
+        self.dropped_by.update(result.dropped_by)
+        self.pii_kept.update(result.pii_kept)
+        self.pii_dropped.update(result.pii_dropped)
+        for stage, value in result.seconds.items():
+            self.seconds[stage] += value
+        self.extracted += result.extracted
+        self.timeouts += result.timeouts
+        self.attempted += result.attempted
+        if self.timeouts >= _MIN_PAGES_FOR_TIMEOUT_CHECK and self.timeouts > self.config.max_timeout_frac * self.attempted:
+            raise RuntimeError(
+                f"{self.timeouts} of {self.attempted} pages hit the {self.config.extraction.time_limit_s}s extraction "
+                f"limit: that is not slow pages but a broken setup or an overloaded {self.where}")
+
+    def commit(self) -> None:
+        self.kept.commit()
+        self.dropped.commit()
+
+    def abort(self) -> None:
+        self.kept.abort()
+        self.dropped.abort()
+
+    def stats(self, **executor: object) -> dict:
+        """The shard's statistics; `executor` adds what only one executor knows (workers, Ray tasks, ...)."""
+        self.seconds["read"] = self.read_seconds[0]
+        elapsed = time.perf_counter() - self.started
+        by_filter: Counter[str] = Counter()
+        for reason, n in self.dropped_by.items():
+            by_filter[reason.split(":", 1)[0]] += n
+        return {
+            "shard": self.shard,
+            "records_read": self.read_stats.records,
+            "documents_read": self.read_stats.yielded,
+            "skipped_by_reason": dict(sorted(self.read_stats.skipped.items())),
+            "extracted": self.extracted,
+            "extract_timeouts": self.timeouts,
+            "dropped_by_reason": dict(sorted(self.dropped_by.items())),
+            "dropped_by_filter": dict(sorted(by_filter.items())),
+            "dropped": self.dropped.rows,
+            "kept": self.kept.rows,
+            # PII found in kept documents: what would have reached training without redaction.
+            "pii_by_kind": dict(sorted(self.pii_kept.items())),
+            "pii_by_kind_dropped": dict(sorted(self.pii_dropped.items())),
+            # Summed over batches, i.e. CPU-seconds per stage, whichever executor ran them.
+            "seconds_per_stage": {k: round(v, 4) for k, v in self.seconds.items()},
+            "seconds_total": round(elapsed, 4),
+            **executor,
+            "docs_per_s": round(self.read_stats.yielded / elapsed, 2) if elapsed > 0 else 0.0,
+        }
+
+
 def curate_shard(source: str | os.PathLike, config: CurationConfig, shard: str,
                  kept_path: str | os.PathLike | None = None,
                  dropped_path: str | os.PathLike | None = None) -> CurationResult:
@@ -310,68 +389,14 @@ def curate_shard(source: str | os.PathLike, config: CurationConfig, shard: str,
         out_dir = Path(tempfile.mkdtemp(prefix=f"curated-{shard}-"))
         kept_path = kept_path or out_dir / "kept.parquet"
         dropped_path = dropped_path or out_dir / "dropped.parquet"
-    kept_schema, dropped_schema = table_schemas(config)
-    read_stats = ReadStats()
-    read_seconds = [0.0]
-    seconds = dict.fromkeys(STAGES, 0.0)
-    dropped_by: Counter[str] = Counter()
-    pii_kept: Counter[str] = Counter()
-    pii_dropped: Counter[str] = Counter()
-    extracted = timeouts = attempted = 0
-    started = time.perf_counter()
-
-    kept_sink = _ParquetSink(Path(kept_path), kept_schema, config.row_group_rows)
-    dropped_sink = _ParquetSink(Path(dropped_path), dropped_schema, config.row_group_rows)
+    writer = ShardWriter(config, shard, kept_path, dropped_path)
     try:
-        docs = iter_documents(source, read_stats, max_page_bytes=config.max_page_bytes)
-        for result in _curated_batches(_batches(docs, config.batch_docs, read_seconds), config, shard):
-            for row in result.rows:
-                if row["drop_reason"] is None:
-                    del row["drop_reason"]
-                    kept_sink.append(row)
-                else:
-                    dropped_sink.append(row)
-            dropped_by.update(result.dropped_by)
-            pii_kept.update(result.pii_kept)
-            pii_dropped.update(result.pii_dropped)
-            for stage, value in result.seconds.items():
-                seconds[stage] += value
-            extracted += result.extracted
-            timeouts += result.timeouts
-            attempted += result.attempted
-            if timeouts >= _MIN_PAGES_FOR_TIMEOUT_CHECK and timeouts > config.max_timeout_frac * attempted:
-                raise RuntimeError(
-                    f"{timeouts} of {attempted} pages hit the {config.extraction.time_limit_s}s extraction "
-                    "limit: that is not slow pages but a broken setup or an overloaded machine")
-        kept_sink.commit()
-        dropped_sink.commit()
+        docs = iter_documents(source, writer.read_stats, max_page_bytes=config.max_page_bytes)
+        for result in _curated_batches(_batches(docs, config.batch_docs, writer.read_seconds), config, shard):
+            writer.take(result)
+        writer.commit()
     except BaseException:
-        kept_sink.abort()
-        dropped_sink.abort()
+        writer.abort()
         raise
-
-    seconds["read"] = read_seconds[0]
-    elapsed = time.perf_counter() - started
-    by_filter: Counter[str] = Counter()
-    for reason, n in dropped_by.items():
-        by_filter[reason.split(":", 1)[0]] += n
-    stats = {
-        "shard": shard,
-        "records_read": read_stats.records,
-        "documents_read": read_stats.yielded,
-        "skipped_by_reason": dict(sorted(read_stats.skipped.items())),
-        "extracted": extracted,
-        "extract_timeouts": timeouts,
-        "dropped_by_reason": dict(sorted(dropped_by.items())),
-        "dropped_by_filter": dict(sorted(by_filter.items())),
-        "dropped": dropped_sink.rows,
-        "kept": kept_sink.rows,
-        # PII found in kept documents: what would have reached training without redaction.
-        "pii_by_kind": dict(sorted(pii_kept.items())),
-        "pii_by_kind_dropped": dict(sorted(pii_dropped.items())),
-        "seconds_per_stage": {k: round(v, 4) for k, v in seconds.items()},
-        "seconds_total": round(elapsed, 4),
-        "workers": _resolve_workers(config.workers),
-        "docs_per_s": round(read_stats.yielded / elapsed, 2) if elapsed > 0 else 0.0,
-    }
+    stats = writer.stats(workers=_resolve_workers(config.workers))
     return CurationResult(kept_path=Path(kept_path), dropped_path=Path(dropped_path), stats=stats)
