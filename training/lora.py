@@ -74,3 +74,23 @@ def base_model_class(model: nn.Module) -> type:
 
 def trainable_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@dataclass
+class LoraOptions:
+    """LoRA fields of a run config (pretraining, SFT, DPO): adapters when lora_r > 0, merged before saving.
+
+    lora_r = 0 is full fine-tuning.
+    """
+
+    lora_r: int = 0
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | None = None  # None: every linear projection of the blocks
+
+    @property
+    def lora(self) -> LoraSettings:
+        settings = LoraSettings(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout)
+        if self.lora_target_modules:
+            settings.target_modules = list(self.lora_target_modules)
+        return settings

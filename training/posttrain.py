@@ -23,7 +23,7 @@ from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer  # noqa: E402
 from trl.chat_template_utils import has_generation_markers  # noqa: E402
 
-from training.lora import LoraSettings, merge_lora, peft_config, trainable_parameters  # noqa: E402
+from training.lora import LoraOptions, merge_lora, peft_config, trainable_parameters  # noqa: E402
 from training.pretrain import save_model_dir  # noqa: E402
 
 LogFn = Callable[[int, dict[str, float]], None]
@@ -42,24 +42,7 @@ END_OF_TURN_TOKENS = ("<|end|>", "<|im_end|>", "<|eot_id|>", "<end_of_turn>")
 
 
 @dataclass
-class _LoraOptions:
-    # LoRA (peft) adapters on every linear projection when lora_r > 0, merged into the weights before saving;
-    # lora_r = 0 is full fine-tuning.
-    lora_r: int = 0
-    lora_alpha: float = 32.0
-    lora_dropout: float = 0.0
-    lora_target_modules: list[str] | None = None  # None: every linear projection of the blocks
-
-    @property
-    def lora(self) -> LoraSettings:
-        settings = LoraSettings(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout)
-        if self.lora_target_modules:
-            settings.target_modules = list(self.lora_target_modules)
-        return settings
-
-
-@dataclass
-class SFTRunConfig(_LoraOptions):
+class SFTRunConfig(LoraOptions):
     num_train_epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides num_train_epochs
     learning_rate: float = 1e-4
@@ -79,7 +62,7 @@ class SFTRunConfig(_LoraOptions):
 
 
 @dataclass
-class DPORunConfig(_LoraOptions):
+class DPORunConfig(LoraOptions):
     num_train_epochs: float = 1.0
     max_steps: int = -1
     learning_rate: float = 5e-6

@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, 
 
 from training.checkpoint import Checkpointer
 from training.data import GlobalBatchSampler
-from training.lora import (LoraSettings, apply_lora, base_model_class, is_lora_model, merge_lora,
+from training.lora import (LoraOptions, apply_lora, base_model_class, is_lora_model, merge_lora,
                            trainable_parameters)
 from training.packing import PackedTokenDataset, check_tokenizer_matches
 from training.parallelize import (DistEnv, all_reduce_mean, barrier, destroy_distributed, init_distributed, no_grad_sync,
@@ -40,7 +40,7 @@ DEFAULT_PEAK_FLOPS_PER_CPU_THREAD = 80e9
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(LoraOptions):  # LoRA only when continuing from init_model_dir
     preset: str = "tiny"
     seq_len: int | None = None  # None: the preset's context length
     micro_batch_size: int = 8
@@ -67,19 +67,6 @@ class PretrainConfig:
     deterministic: bool = True  # torch.use_deterministic_algorithms during training (bitwise-resumable on CPU)
     checkpoint_every: int = 0  # steps between checkpoints (when a checkpoint_dir is given); 0: only at the end
     keep_checkpoints: int = 2  # the latest k valid checkpoints are kept
-    # LoRA (peft) for continued pretraining from init_model_dir: rank 0 trains every weight (full fine-tuning).
-    # The adapters are merged into the weights before saving, so the output is a plain model directory.
-    lora_r: int = 0
-    lora_alpha: float = 32.0
-    lora_dropout: float = 0.0
-    lora_target_modules: list[str] | None = None  # None: every linear projection of the blocks
-
-    @property
-    def lora(self) -> LoraSettings:
-        settings = LoraSettings(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout)
-        if self.lora_target_modules:
-            settings.target_modules = list(self.lora_target_modules)
-        return settings
 
 
 @dataclass
