@@ -145,7 +145,7 @@ def decontaminated_training_sets(config: DecontaminationConfig, storage: Modelwo
     cfg = DecontamConfig(ngram=config.ngram, drop_fraction=config.drop_fraction)
     with storage.reading(storage.benchmark_suite()) as suite_dir:
         index = index_from_suite(suite_dir, cfg)
-    summary, log_rows = {}, []
+    summary, log_rows, pages = {}, [], []  # pages: every web page's fate, scored against the demo's ground truth
     for name in CORPORA:
         table = read_table(storage, storage.corpus(name))
         after, actions = decontaminate_texts(table.column("text").to_pylist(), index, cfg)
@@ -157,6 +157,8 @@ def decontaminated_training_sets(config: DecontaminationConfig, storage: Modelwo
         log_rows += [{"training_set": name, "id": i, "url": u, **a.to_dict()}
                      for i, u, a in zip(table.column("id").to_pylist(), table.column("url").to_pylist(), actions)
                      if a.action != "keep"]
+        pages += [{"url": u, "action": a.action, "items": a.items, "text_after": t}
+                  for u, a, t in zip(table.column("url").to_pylist(), actions, after)]
     for name, synthetic_name in CHAT_SETS.items():
         rows = read_synthetic(storage, synthetic_name)
         after, actions = decontaminate_texts([_chat_text(r) for r in rows], index, cfg, whole_rows=True)
@@ -179,15 +181,6 @@ def decontaminated_training_sets(config: DecontaminationConfig, storage: Modelwo
     if truth:  # the demo crawl knows which pages it planted benchmark items in
         from curation.demo.benchmarks import score_leak_removal
 
-        pages = []
-        for name in CORPORA:
-            before = read_table(storage, storage.corpus(name), columns=["id", "url"])
-            after = dict(zip(*(read_table(storage, storage.decontaminated(name), columns=["id", "text"])
-                               .column(c).to_pylist() for c in ("id", "text"))))
-            acted = {r["id"]: r for r in log_rows if r["training_set"] == name}
-            pages += [{"url": u, "action": acted.get(i, {}).get("action", "keep"), "items": acted.get(i, {}).get("items", []),
-                       "text_after": after.get(i)} for i, u in zip(before.column("id").to_pylist(),
-                                                                   before.column("url").to_pylist())]
         meta["leak_removal_vs_ground_truth"] = dg.MetadataValue.json(score_leak_removal(pages, truth))
     return dg.MaterializeResult(metadata=meta)
 
