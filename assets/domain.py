@@ -14,7 +14,7 @@ from curation.tables import write_parquet_atomic
 
 class DomainSelectionConfig(dg.Config):
     similarity_threshold: float = DEFAULT_DOMAIN_THRESHOLD
-    general_heldout_fraction: float = 0.05  # general pages set aside to measure forgetting (perplexity)
+    general_heldout_fraction: float = 0.1  # general pages set aside to measure forgetting (perplexity)
     general_heldout_max_docs: int = 200
 
 
@@ -23,10 +23,10 @@ class DomainSelectionConfig(dg.Config):
         dg.AssetSpec("domain_corpus", group_name="domain", code_version="1", kinds={"parquet"},
                      deps=[deduplicated_pages, seed_corpus],
                      description="Curated web pages similar to the seed corpus: the DAPT corpus."),
-        dg.AssetSpec("general_corpus", group_name="domain", code_version="2", kinds={"parquet"},
+        dg.AssetSpec("general_corpus", group_name="domain", code_version="3", kinds={"parquet"},
                      deps=[deduplicated_pages, seed_corpus],
                      description="The rest of the curated web: the general pretraining corpus."),
-        dg.AssetSpec("general_heldout_text", group_name="domain", code_version="1", kinds={"parquet"},
+        dg.AssetSpec("general_heldout_text", group_name="domain", code_version="2", kinds={"parquet"},
                      deps=[deduplicated_pages, seed_corpus],
                      description="General web pages set aside by a seeded hash and never trained on: the "
                                  "general-text perplexity that shows forgetting during DAPT and SFT."),

@@ -13,6 +13,18 @@ from assets.storage import ModelworksStorage
 from curation.tables import read_jsonl
 
 STAGES = ("base", "dapt", "sft", "dpo")
+GENERAL_VALIDATION_FRACTION = 0.5
+
+
+def general_text_split(table, split: str):
+    """The held-out general pages of one split: a seeded hash of the page id puts half of them in validation
+    (where the tuner weighs forgetting) and the rest in test (the report's perplexity)."""
+    import pyarrow as pa
+
+    from curation.domain import holdout_mask
+
+    in_validation = holdout_mask(table.column("id").to_pylist(), GENERAL_VALIDATION_FRACTION, seed=1)
+    return table.filter(pa.array(in_validation if split == "validation" else ~in_validation))
 
 
 class EvalConfig(dg.Config):
@@ -26,7 +38,7 @@ class EvalConfig(dg.Config):
 
 
 def _score_asset(stage: str) -> dg.AssetsDefinition:
-    @dg.asset(name=f"{stage}_model_scores", group_name="evaluation", code_version="2",
+    @dg.asset(name=f"{stage}_model_scores", group_name="evaluation", code_version="3",
               deps=[f"{stage}_model", benchmark_suite, "general_heldout_text"], kinds={"json"},
               description=f"The {stage} model on every benchmark's test split through lm-evaluation-harness (every "
                           f"item's score kept), the user's lm-eval tasks, and general-text perplexity.")
@@ -45,7 +57,8 @@ def _score_asset(stage: str) -> dg.AssetsDefinition:
             context.log.info(f"evaluating {stage} on {tasks} (chat template: {chat}, limit: {limit})")
             scores = evaluate_model(model_dir, [suite_dir / "lm_eval_tasks", *external["task_dirs"]], tasks,
                                     batch_size=batch_size, limit=limit, chat_template=chat)
-        general = read_table(storage, storage.corpus("general_heldout_text"), columns=["id", "text"])
+        general = general_text_split(read_table(storage, storage.corpus("general_heldout_text"),
+                                                columns=["id", "text"]), config.split)
         if general.num_rows:
             add_task_scores(scores, "general_text", text_perplexity(
                 model_dir, general.column("text").to_pylist(), general.column("id").to_pylist(),

@@ -79,6 +79,15 @@ def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticDataConfi
     config = profile.resolve(config, {"topics_per_chunk": "synthetic_topics_per_chunk"})
     chunks = load_chunks(storage, "generation", batch)
     context.log.info(f"synthetic data for {batch}: {len(chunks)} chunks, teacher backend={teacher.backend}")
+    if not chunks:  # a batch with no generation documents: empty sets, and no teacher model is loaded for it
+        for name in ("sft", "preferences", "quarantine"):
+            with storage.writing(storage.synthetic(name, batch)) as tmp:
+                write_jsonl_atomic([], tmp)
+        for key, count in (("sft_conversations", "conversations"), ("preference_pairs", "pairs"),
+                           ("synthetic_quarantine", "rows")):
+            yield dg.MaterializeResult(asset_key=key, metadata={"chunks": 0, count: 0, "requests": 0,
+                                                                "teacher_backend": teacher.backend})
+        return
     t, judge = teacher.build(storage), teacher.build_judge(storage)
     answerer = None
     if config.on_policy_model:

@@ -4,8 +4,12 @@
 
 Rematerializes `<stage>_model` once per value (everything upstream must already exist, e.g. after
 `make demo`) and scores it with `<stage>_model_scores` on the validation split; prints each value's
-validation MCQ accuracy with its 95% bootstrap interval, the paired difference to the best value, and
-the choice. Run it on a copy of the storage root: it overwrites the stage's model.
+validation MCQ accuracy with its 95% bootstrap interval and its general-text perplexity relative to
+the stage's input model (on the validation half of the held-out general pages), then chooses the
+value with the best validation accuracy among those whose perplexity rises by at most
+`--max-ppl-rise` (forgetting guard; default 10%). If every value breaks the guard, the one that
+forgets least is chosen, and the output says so. Run it on a copy of the storage root: it
+overwrites the stage's model.
 """
 from __future__ import annotations
 
@@ -13,6 +17,17 @@ import argparse
 import json
 import os
 import sys
+
+PREVIOUS = {"dapt": "base", "sft": "dapt", "dpo": "sft"}
+
+
+def choose(per_value: dict[str, float], ppl_ratio: dict[str, float | None], max_ppl_rise: float) -> tuple[str, bool]:
+    """(value, guard_held): best validation score among values whose perplexity ratio is within the guard;
+    when none is, the value with the smallest ratio (guard_held False)."""
+    allowed = [v for v in per_value if ppl_ratio.get(v) is None or ppl_ratio[v] <= 1.0 + max_ppl_rise]
+    if allowed:
+        return max(allowed, key=lambda v: per_value[v]), True
+    return min(per_value, key=lambda v: ppl_ratio[v]), False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--field", default="lr", help="a field of the stage asset's config (dapt: lr, max_steps, ...)")
     ap.add_argument("--values", required=True, help="comma-separated values")
     ap.add_argument("--metric", default="acc")
+    ap.add_argument("--max-ppl-rise", type=float, default=0.10,
+                    help="largest allowed rise of general-text perplexity over the stage's input model "
+                         "(validation half of the held-out general pages); negative: no guard")
     args = ap.parse_args(argv)
     if args.profile:
         os.environ["MODELWORKS_PROFILE"] = args.profile
@@ -36,28 +54,50 @@ def main(argv: list[str] | None = None) -> int:
     instance = dg.DagsterInstance.get()
     storage = ModelworksStorage(root=modelworks_home())
     job = defs.resolve_implicit_global_asset_job_def()
-    per_value: dict[str, dict[str, float]] = {}
-    for raw in args.values.split(","):
-        value = json.loads(raw)
-        run_config = {"ops": {f"{args.stage}_model": {"config": {args.field: value}},
-                              f"{args.stage}_model_scores": {"config": {"split": "validation"}}}}
+
+    def validation_scores(stage: str, run_config: dict) -> dict:
         result = job.execute_in_process(
             instance=instance, run_config=run_config, tags={"modelworks/source": "tune"},
-            asset_selection=[dg.AssetKey(f"{args.stage}_model"), dg.AssetKey(f"{args.stage}_model_scores")])
+            asset_selection=[dg.AssetKey(k) for k in run_config["ops"]])
         if not result.success:
-            raise SystemExit(f"{args.field}={value} failed; see the run in the Dagster UI")
-        scores = json.loads(storage.read_text(storage.scores(args.stage, "validation")))
+            raise SystemExit(f"{sorted(run_config['ops'])} failed; see the run in the Dagster UI")
+        return json.loads(storage.read_text(storage.scores(stage, "validation")))
+
+    def perplexity(scores: dict) -> float | None:
+        return (scores.get("general_text") or {}).get("perplexity")
+
+    reference = None
+    previous = PREVIOUS.get(args.stage)
+    if previous and args.max_ppl_rise >= 0:
+        reference = perplexity(validation_scores(
+            previous, {"ops": {f"{previous}_model_scores": {"config": {"split": "validation"}}}}))
+        print(f"{previous} (input of {args.stage}): validation general-text perplexity {reference}", flush=True)
+
+    per_item: dict[str, dict[str, float]] = {}
+    ppl_ratio: dict[str, float | None] = {}
+    for raw in args.values.split(","):
+        value = json.loads(raw)
+        scores = validation_scores(args.stage, {"ops": {
+            f"{args.stage}_model": {"config": {args.field: value}},
+            f"{args.stage}_model_scores": {"config": {"split": "validation"}}}})
         task = next(t for t in scores["_items"] if t.startswith("modelworks_mcq") and t.endswith("_validation"))
-        per_value[raw] = {str(r["id"]): float(r[args.metric]) for r in scores["_items"][task]}
-        mean, lo, hi = bootstrap_ci(list(per_value[raw].values()))
-        print(f"{args.stage}.{args.field}={raw}: validation {task} {args.metric} {mean:.3f} [{lo:.3f}, {hi:.3f}]",
-              flush=True)
-    best = max(per_value, key=lambda v: sum(per_value[v].values()) / len(per_value[v]))
-    ids = sorted(per_value[best])
-    for v, items in per_value.items():
+        per_item[raw] = {str(r["id"]): float(r[args.metric]) for r in scores["_items"][task]}
+        ppl = perplexity(scores)
+        ppl_ratio[raw] = ppl / reference if ppl and reference else None
+        mean, lo, hi = bootstrap_ci(list(per_item[raw].values()))
+        forgetting = f", general perplexity x{ppl_ratio[raw]:.3f}" if ppl_ratio[raw] else ""
+        print(f"{args.stage}.{args.field}={raw}: validation {task} {args.metric} {mean:.3f} [{lo:.3f}, {hi:.3f}]"
+              f"{forgetting}", flush=True)
+    means = {v: sum(items.values()) / len(items) for v, items in per_item.items()}
+    best, guard_held = choose(means, ppl_ratio, args.max_ppl_rise if reference else float("inf"))
+    ids = sorted(per_item[best])
+    for v, items in per_item.items():
         if v != best:
-            p = paired_bootstrap([items[i] for i in ids], [per_value[best][i] for i in ids])
-            print(f"  best - {v}: {p['diff']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]")
+            p = paired_bootstrap([items[i] for i in ids], [per_item[best][i] for i in ids])
+            print(f"  chosen - {v}: {p['diff']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]")
+    if not guard_held:
+        print(f"every value raised general perplexity by more than {args.max_ppl_rise:.0%}: chose the one that "
+              f"forgets least")
     print(f"CHOSEN {args.stage}.{args.field}={best} (on validation)")
     return 0
 
