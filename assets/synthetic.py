@@ -172,7 +172,22 @@ def synthetic_answers_supported_by_chunk(context: dg.AssetCheckExecutionContext,
             unsupported += 1
             examples.append({"chunk_id": row.get("chunk_id"), "support": round(score, 3), "answer": answer[:200]})
     return dg.AssetCheckResult(
-        # A batch that holds no seed chunk has nothing to check; one that had chunks must have yielded items.
-        passed=(bool(rows) or not chunks) and unsupported == 0 and missing_chunk == 0,
+        passed=unsupported == 0 and missing_chunk == 0,
         metadata={"chunks": len(chunks), "conversations": len(rows), "unsupported": unsupported, "rows_without_a_known_chunk": missing_chunk,
                   "examples": dg.MetadataValue.json(examples[:5])})
+
+
+@dg.asset_check(asset="sft_conversations", partitions_def=seed_batch_partitions,
+                description="A seed batch that holds generation chunks yielded SFT conversations (a warning: a weak "
+                            "teacher can write nothing that passes the judge; see the quarantine for why).")
+def synthetic_batch_yielded_items(context: dg.AssetCheckExecutionContext,
+                                  storage: ModelworksStorage) -> dg.AssetCheckResult:
+    batch = context.partition_key
+    chunks = load_chunks(storage, "generation", batch)
+    with storage.reading(storage.synthetic("sft", batch)) as p:
+        rows = read_jsonl(p)
+    with storage.reading(storage.synthetic("quarantine", batch)) as p:
+        reasons = Counter(r.get("reason") for r in read_jsonl(p))
+    return dg.AssetCheckResult(passed=bool(rows) or not chunks, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"chunks": len(chunks), "conversations": len(rows),
+                                         "quarantine_by_reason": dg.MetadataValue.json(dict(reasons))})

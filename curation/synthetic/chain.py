@@ -1,11 +1,13 @@
 """The guided chain (after Nemotron-4 SDG and DiagnosticSLM): chunks -> topics -> questions -> answers -> judge.
 
-For every chunk of the generation documents the teacher lists topics; for every topic it writes
+For every chunk of the generation documents the teacher lists topics (the chunk's heading when it
+lists none usable); for every topic it writes
 questions of four kinds (multiple choice with distractors, open QA, sentence completion, summary
 request); exact and near-duplicate questions are dropped; `answers_per_question` answers are
-sampled (from the teacher, which sees the chunk, or on-policy from a given model, which sees
+drawn, the first greedily and the rest sampled (from the teacher, which sees the chunk, or on-policy from a given model, which sees
 only the question); a judge scores every answer on a rubric (grounded, correct, helpful, well
-formed; 1-5 each). The best answer above `judge_threshold` becomes an SFT conversation; best vs
+formed; 1-5 each). The best answer whose mean reaches `judge_threshold`, with grounded and correct at
+3 or more (`judge_min_scores`), becomes an SFT conversation; best vs
 worst, when their mean scores differ by `preference_margin` or more, a preference pair. Every
 stage works breadth-first over all chunks, so a concurrent teacher sees many requests at once.
 Replies that do not parse, are empty or off-topic, and judge verdicts that do not parse, are kept
@@ -41,6 +43,13 @@ class ChainConfig:
     questions_per_topic: int = 1
     answers_per_question: int = 3         # sampled per question; best/worst become a preference pair
     judge_threshold: float = 3.5          # mean rubric score (1-5) an SFT answer must reach
+    # ... and the least each of these criteria must reach: a fluent, helpful-looking answer that the judge
+    # finds ungrounded or wrong is not kept however high its mean (Nemotron-style per-attribute filtering)
+    judge_min_scores: tuple = (("grounded", 3), ("correct", 3))
+    # a chunk whose topic list the teacher botched still gets questions, about its heading
+    heading_topic_fallback: bool = True
+    # answer sample 0 is greedy (small teachers are far more extractive without sampling), the rest sampled
+    greedy_first_answer: bool = True
     preference_margin: float = 1.0        # chosen mean - rejected mean, at least
     near_dup_threshold: float = 0.8       # Jaccard of word 3-gram shingles between two questions of one kind
     prompt_version: str = "v1"
@@ -124,6 +133,7 @@ class _Run:
         self.before = [dict(t.stats) for t in self.teachers]
         self.started = time.perf_counter()
         self.questions_by_kind: Counter = Counter()
+        self.topics_from_heading = 0
 
     def quarantined(self, stage: str, reason: str, chunk: Chunk, raw: str | None = None, **extra) -> None:
         self.quarantine.append({"id": _id(stage, reason, chunk.id, extra.get("kind", ""), extra.get("item_id", ""),
@@ -166,13 +176,18 @@ class _Run:
                 topics = parse_topics(comp.text, c.topics_per_chunk)
             except ParseError as e:
                 self.quarantined("topics", e.reason, ch, comp.text)
-                continue
+                topics = []
             vocab = set(content_words(ch.text + " " + ch.heading))
+            kept = 0
             for t in topics:
                 if set(content_words(t)) & vocab:
                     out.append((ch, t))
+                    kept += 1
                 else:
                     self.quarantined("topics", "off_topic", ch, comp.text, topic=t)
+            if not kept and c.heading_topic_fallback and ch.heading.strip():
+                self.topics_from_heading += 1
+                out.append((ch, ch.heading.strip()))
         return out
 
     def questions(self, topics: list[tuple[Chunk, str]]) -> list[dict]:
@@ -239,7 +254,8 @@ class _Run:
             msgs = [self.prompts.messages("answer", heading=it["chunk"].heading, passage=it["chunk"].text,
                                           question=it["user"], answer_format=self.prompts.answer_format[it["kind"]])
                     for it, _ in jobs]
-        samplings = [Sampling(0.0, self.cfg.top_p, self.cfg.max_tokens, self.cfg.seed) if greedy
+        greedy_sample = lambda s: greedy or (self.cfg.greedy_first_answer and s == 0)  # noqa: E731
+        samplings = [Sampling(0.0, self.cfg.top_p, self.cfg.max_tokens, self.cfg.seed) if greedy_sample(s)
                      else self.sampling("answer", s) for _, s in jobs]
         for it in items:
             it["answers"] = []
@@ -285,6 +301,7 @@ class _Run:
             "chunks": len(self.chunks), "requests": totals["requests"], "cache_hits": totals["cache_hits"],
             "prompt_tokens": totals["prompt_tokens"], "completion_tokens": totals["completion_tokens"],
             "retries": totals["retries"], "request_errors": totals["errors"],
+            "topics_from_heading": self.topics_from_heading,
             "questions_by_kind": dict(self.questions_by_kind), "accepted_by_kind": dict(accepted),
             "acceptance_rate_by_kind": {k: round(accepted[k] / n, 3) if n else 0.0
                                         for k, n in self.questions_by_kind.items()},
@@ -302,6 +319,13 @@ class _Run:
                 "kind": it["kind"], "topic": it["topic"], "teacher_model": self.teacher.model_name,
                 "judge_model": self.judge.model_name, "prompt_version": self.prompts.version,
                 "prompt_sha": self.prompts.sha}
+
+
+def passes_judge(answer: dict, cfg: ChainConfig) -> bool:
+    """The judged answer's mean reaches the threshold and each floored criterion its floor."""
+    scores = answer.get("scores") or {}
+    return answer["mean"] >= cfg.judge_threshold and all(
+        scores.get(name, 0) >= floor for name, floor in cfg.judge_min_scores if name in scores)
 
 
 def _public(it: dict) -> dict:
@@ -324,7 +348,7 @@ def run_chain(chunks: list[Chunk], teacher: Teacher, cfg: ChainConfig = ChainCon
             it["status"] = "no_judged_answer"
             continue
         best, worst = scored[0], scored[-1]
-        if best["mean"] < cfg.judge_threshold:
+        if not passes_judge(best, cfg):
             it["status"] = "below_threshold"
             run.quarantined("judge", "below_threshold", it["chunk"], best["text"], kind=it["kind"], item_id=it["id"],
                             judge_scores=best["scores"], judge_mean=best["mean"])
@@ -374,7 +398,7 @@ def generate_benchmark_items(chunks: list[Chunk], teacher: Teacher, cfg: ChainCo
             it["status"] = "answer_disagrees_with_key"
             run.quarantined("judge", "answer_disagrees_with_key", it["chunk"], a["text"], kind="mcq", item_id=it["id"])
             continue
-        if a["mean"] < cfg.judge_threshold:
+        if not passes_judge(a, cfg):
             it["status"] = "below_threshold"
             run.quarantined("judge", "below_threshold", it["chunk"], a["text"], kind=it["kind"], item_id=it["id"],
                             judge_scores=a["scores"], judge_mean=a["mean"])
