@@ -167,7 +167,11 @@ def synthetic_answers_supported_by_chunk(context: dg.AssetCheckExecutionContext,
             missing_chunk += 1
             continue
         answer = next(m["content"] for m in row["messages"] if m["role"] == "assistant")
-        ok, score = answer_supported_by_chunk(answer, text)
+        # Words the answer merely repeats from the question need no support; the rest must come from the chunk
+        # (a summary request carries the chunk itself, so there every word of the answer is checked).
+        question = "" if row.get("kind") == "summarization" else next(
+            (m["content"] for m in row["messages"] if m["role"] == "user"), "")
+        ok, score = answer_supported_by_chunk(answer, text, question=question)
         if not ok:
             unsupported += 1
             examples.append({"chunk_id": row.get("chunk_id"), "support": round(score, 3), "answer": answer[:200]})
