@@ -44,11 +44,13 @@ def answer_supported_by_chunk(answer: str, chunk_text: str, threshold: float = S
     is judged on "failed chiller", the part that needs support.
     """
     answer = re.sub(r"^\s*\(?[A-Da-d][\).:]\s+", "", answer or "")
-    terms = _terms(answer)
+    all_terms = _terms(answer)
+    terms, checked = all_terms, None
     if question:
         asked = set(_terms(question))
-        new = [t for t in terms if t not in asked]
-        terms = new if len(new) >= 2 else terms
+        new = [t for t in all_terms if t not in asked]
+        if len(new) >= 2:
+            terms, checked = new, set(new)
     if not terms:
         return False, 0.0
     chunk_terms = _terms(chunk_text)
@@ -56,6 +58,7 @@ def answer_supported_by_chunk(answer: str, chunk_text: str, threshold: float = S
     share = sum(t in vocab for t in terms) / len(terms)
     if len(terms) >= 3:
         pairs = set(zip(chunk_terms, chunk_terms[1:]))
-        answer_pairs = list(zip(terms, terms[1:]))
+        # Pairs are read in the answer's own word order; with a question, those holding a new word.
+        answer_pairs = [p for p in zip(all_terms, all_terms[1:]) if checked is None or set(p) & checked]
         share = (share + sum(p in pairs for p in answer_pairs) / len(answer_pairs)) / 2
     return share >= threshold, round(share, 4)
