@@ -16,15 +16,28 @@ STAGES = ("base", "dapt", "sft", "dpo")
 GENERAL_VALIDATION_FRACTION = 0.5
 
 
+def _in_split(ids: list[str], split: str):
+    from curation.domain import holdout_mask
+
+    in_validation = holdout_mask(ids, GENERAL_VALIDATION_FRACTION, seed=1)
+    return in_validation if split == "validation" else ~in_validation
+
+
 def general_text_split(table, split: str):
     """The held-out general pages of one split: a seeded hash of the page id puts half of them in validation
     (where the tuner weighs forgetting) and the rest in test (the report's perplexity)."""
     import pyarrow as pa
 
-    from curation.domain import holdout_mask
+    return table.filter(pa.array(_in_split(table.column("id").to_pylist(), split)))
 
-    in_validation = holdout_mask(table.column("id").to_pylist(), GENERAL_VALIDATION_FRACTION, seed=1)
-    return table.filter(pa.array(in_validation if split == "validation" else ~in_validation))
+
+def reference_text_split(split: str) -> tuple[list[str], list[str]]:
+    """(ids, texts) of the real-English forgetting probe (evaluation.reference_text) in one split."""
+    from evaluation.reference_text import python_reference_docs
+
+    ids, texts = python_reference_docs(n_docs=80)
+    keep = _in_split(ids, split)
+    return [i for i, k in zip(ids, keep) if k], [t for t, k in zip(texts, keep) if k]
 
 
 class EvalConfig(dg.Config):
@@ -35,13 +48,17 @@ class EvalConfig(dg.Config):
     chat_template: bool | None = Field(default=None, description="Also score generative tasks with the model's chat "
                                                                  "template. None: for the SFT and DPO stages.")
     perplexity_max_tokens: int = 512
+    reference_text: bool | None = Field(default=None, description="Also the perplexity of real English that ships "
+                                                                   "with Python (a forgetting probe for pretrained "
+                                                                   "models; None: the profile's reference_text_probe).")
 
 
 def _score_asset(stage: str) -> dg.AssetsDefinition:
     @dg.asset(name=f"{stage}_model_scores", group_name="evaluation", code_version="3",
               deps=[f"{stage}_model", benchmark_suite, "general_heldout_text"], kinds={"json"},
               description=f"The {stage} model on every benchmark's test split through lm-evaluation-harness (every "
-                          f"item's score kept), the user's lm-eval tasks, and general-text perplexity.")
+                          f"item's score kept), the user's lm-eval tasks, general-text perplexity and (profile "
+                          f"smollm) the perplexity of real English shipped with Python.")
     def _scores(context: dg.AssetExecutionContext, config: EvalConfig, storage: ModelworksStorage,
                 profile: ProfileResource) -> dg.MaterializeResult:
         from evaluation.harness import add_task_scores, evaluate_model, text_perplexity
@@ -63,6 +80,10 @@ def _score_asset(stage: str) -> dg.AssetsDefinition:
             add_task_scores(scores, "general_text", text_perplexity(
                 model_dir, general.column("text").to_pylist(), general.column("id").to_pylist(),
                 max_tokens=config.perplexity_max_tokens))
+        if profile.pick(config.reference_text, "reference_text_probe"):
+            ids, texts = reference_text_split(config.split)
+            add_task_scores(scores, "reference_text", text_perplexity(
+                model_dir, texts, ids, max_tokens=config.perplexity_max_tokens))
         scores.setdefault("_meta", {})["split"] = config.split
         storage.write_text(json.dumps(scores, default=str), storage.scores(stage, config.split))
         meta: dict = {"split": config.split, "tasks": len(tasks), "chat_template": chat,

@@ -51,6 +51,9 @@ class Profile:
     synthetic_topics_per_chunk: int = 4
     # the teacher resource's settings (backend, model_path, ...): see assets/teacher.py
     teacher: dict = dataclasses.field(default_factory=lambda: {"backend": "rules"})
+    # score every stage's perplexity on real English shipped with Python too (evaluation/reference_text.py): the
+    # demo's general pages are templated, so only this shows what a *pretrained* model forgets
+    reference_text_probe: bool = False
 
 
 PROFILES = {
@@ -73,7 +76,7 @@ PROFILES = {
                       dapt_replay_ratio=0.25, sft_epochs=2, sft_lr=2e-4, dpo_epochs=1, dpo_lr=2e-5,
                       eval_batch_size=16, eval_limit=None, checkpoint_every=28, base_start="smollm2",
                       dapt_lora_r=16, post_lora_r=16, post_max_length=256, seed_chunk_words=200,
-                      synthetic_topics_per_chunk=1),
+                      synthetic_topics_per_chunk=1, reference_text_probe=True),
     "gpu": Profile("gpu", n_shards=16, pages_per_shard=2000, vocab_size=16384, model_preset="125m", seq_len=1024,
                    micro_batch_size=16, base_steps=5000, dapt_steps=2000, base_lr=6e-4, dapt_lr=3e-4,
                    dapt_replay_ratio=0.2, sft_epochs=2, sft_lr=5e-5, dpo_epochs=1, dpo_lr=5e-7,

@@ -4,10 +4,11 @@
 
 Rematerializes `<stage>_model` once per value (everything upstream must already exist, e.g. after
 `make demo`) and scores it with `<stage>_model_scores` on the validation split; prints each value's
-validation MCQ accuracy with its 95% bootstrap interval and its general-text perplexity relative to
-the stage's input model (on the validation half of the held-out general pages), then chooses the
+validation MCQ accuracy with its 95% bootstrap interval and its perplexity relative to the stage's
+input model on the validation half of each forgetting probe (the held-out general pages; real
+English shipped with Python where the profile scores it), then chooses the
 value with the best validation accuracy among those whose perplexity rises by at most
-`--max-ppl-rise` (forgetting guard; default 10%). If every value breaks the guard, the one that
+`--max-ppl-rise` on every probe (forgetting guard; default 10%). If every value breaks the guard, the one that
 forgets least is chosen, and the output says so. Run it on a copy of the storage root: it
 overwrites the stage's model.
 """
@@ -19,6 +20,7 @@ import os
 import sys
 
 PREVIOUS = {"dapt": "base", "sft": "dapt", "dpo": "sft"}
+PROBES = ("general_text", "reference_text")  # forgetting probes; the one whose perplexity rises most decides
 
 
 def choose(per_value: dict[str, float], ppl_ratio: dict[str, float | None], max_ppl_rise: float) -> tuple[str, bool]:
@@ -63,15 +65,17 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{sorted(run_config['ops'])} failed; see the run in the Dagster UI")
         return json.loads(storage.read_text(storage.scores(stage, "validation")))
 
-    def perplexity(scores: dict) -> float | None:
-        return (scores.get("general_text") or {}).get("perplexity")
+    def perplexity(scores: dict) -> dict[str, float]:
+        """The forgetting probes present: general_text (held-out pages), reference_text (real English)."""
+        return {task: scores[task]["perplexity"] for task in PROBES
+                if isinstance(scores.get(task), dict) and scores[task].get("perplexity")}
 
     reference = None
     previous = PREVIOUS.get(args.stage)
     if previous and args.max_ppl_rise >= 0:
         reference = perplexity(validation_scores(
             previous, {"ops": {f"{previous}_model_scores": {"config": {"split": "validation"}}}}))
-        print(f"{previous} (input of {args.stage}): validation general-text perplexity {reference}", flush=True)
+        print(f"{previous} (input of {args.stage}): validation perplexity {reference}", flush=True)
 
     per_item: dict[str, dict[str, float]] = {}
     ppl_ratio: dict[str, float | None] = {}
@@ -83,9 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         task = next(t for t in scores["_items"] if t.startswith("modelworks_mcq") and t.endswith("_validation"))
         per_item[raw] = {str(r["id"]): float(r[args.metric]) for r in scores["_items"][task]}
         ppl = perplexity(scores)
-        ppl_ratio[raw] = ppl / reference if ppl and reference else None
+        ratios = {t: ppl[t] / reference[t] for t in ppl if reference and t in reference}
+        ppl_ratio[raw] = max(ratios.values()) if ratios else None  # the probe that forgets most decides
         mean, lo, hi = bootstrap_ci(list(per_item[raw].values()))
-        forgetting = f", general perplexity x{ppl_ratio[raw]:.3f}" if ppl_ratio[raw] else ""
+        forgetting = "".join(f", {t} perplexity x{r:.3f}" for t, r in ratios.items())
         print(f"{args.stage}.{args.field}={raw}: validation {task} {args.metric} {mean:.3f} [{lo:.3f}, {hi:.3f}]"
               f"{forgetting}", flush=True)
     means = {v: sum(items.values()) / len(items) for v, items in per_item.items()}

@@ -284,6 +284,15 @@ def test_answer_support_accepts_grounded_answers_and_rejects_answers_from_anothe
     spindle = "1.2 Spindle overheating\n\nProbable cause: a failed chiller. Corrective action: repair the spindle chiller."
     pump = "1.2 Low discharge pressure\n\nProbable cause: a worn wear ring. Corrective action: replace the wear ring."
     assert answer_supported_by_chunk(a, spindle, question=q)[0] and not answer_supported_by_chunk(a, pump, question=q)[0]
+    # word pairs are read in the answer's own order: the question's words in between do not break them
+    q, a = "What is the most likely cause of chatter marks in the CNC spindle?", "The probable cause is worn spindle bearings."
+    chatter = "Chatter marks\n\nProbable cause: worn spindle bearings. Corrective action: replace the spindle bearings."
+    assert answer_supported_by_chunk(a, chatter, question=q) == (True, 1.0)
+    assert not answer_supported_by_chunk(a, pump, question=q)[0]
+    # every answer of the demo run, checked as the asset check does (with its question): supported
+    assert all(answer_supported_by_chunk(row["messages"][1]["content"], {c.id: c for c in chunks}[row["chunk_id"]].text,
+                                         question="" if row["kind"] == "summarization" else
+                                         row["messages"][0]["content"])[0] for row in demo_run.sft)
     # every answer of the demo run: supported by its own chunk, rarely by a chunk of another manual
     by_id = {c.id: c for c in chunks}
     own = [answer_supported_by_chunk(row["messages"][1]["content"], by_id[row["chunk_id"]].text)[0]

@@ -27,3 +27,14 @@ def test_general_text_validation_and_test_halves_are_disjoint_stable_and_cover_e
     assert 150 < len(val_ids) < 250  # about half
     assert set(general_text_split(table.slice(0, 200), "validation").column("id").to_pylist()) == \
         {i for i in val_ids if int(i.split("-")[1]) < 200}  # a page's half does not depend on the other pages
+
+
+def test_the_real_english_probe_ships_with_python_and_splits_into_disjoint_halves():
+    from assets.evaluation import reference_text_split
+
+    val_ids, val_texts = reference_text_split("validation")
+    test_ids, test_texts = reference_text_split("test")
+    assert len(val_ids) >= 25 and len(test_ids) >= 25 and not set(val_ids) & set(test_ids)
+    assert all(600 <= len(t) <= 2000 for t in val_texts + test_texts)
+    assert any("statement" in t for t in test_texts)  # the reference manual's prose, not generated text
+    assert reference_text_split("test") == (test_ids, test_texts)  # stable across calls
