@@ -1,4 +1,5 @@
-"""Run profiles: `tiny` (tests), `demo` (the README's main command), `gpu` (one GPU, ~125M model).
+"""Run profiles: `tiny` (tests), `demo` (the README's main command), `smollm` (the real-model recipe on 2 CPU
+cores), `smollm_gpu` (the same on one GPU), `gpu` (one GPU, ~125M model from scratch).
 
 A profile chooses sizes, never code paths. It is resolved once, where the Definitions are built
 (`pipelines.definitions.build_definitions`), and handed to the assets as the `profile` resource;
@@ -68,15 +69,23 @@ PROFILES = {
                     eval_batch_size=32, eval_limit=None),
     # The DiagnosticSLM recipe on a real open model, sized for 2 CPU cores (see README "Profiles"): SmolLM2-135M
     # from PyPI's GGUF, LoRA r16 everywhere (1.3-1.5x faster per token here than full fine-tuning, no second
-    # DPO reference copy), ~115k DAPT tokens; learning rates chosen on validation with pipelines.tune. The SFT/DPO
+    # DPO reference copy), ~172k DAPT tokens (168 steps x 4 x 256: what fits the 60-minute budget); learning rates chosen on validation with pipelines.tune. The SFT/DPO
     # data come from the rules writer: SmolLM2-135M as the teacher kept 2 of 45 questions on 12 chunks (measured,
     # README "Profiles"), too few to train on; set the teacher resource to a real server for real use.
     "smollm": Profile("smollm", n_shards=4, pages_per_shard=250, vocab_size=49152, model_preset="demo", seq_len=256,
-                      micro_batch_size=4, base_steps=0, dapt_steps=112, base_lr=0.0, dapt_lr=5e-4,
+                      micro_batch_size=4, base_steps=0, dapt_steps=168, base_lr=0.0, dapt_lr=5e-4,
                       dapt_replay_ratio=0.25, sft_epochs=2, sft_lr=2e-4, dpo_epochs=1, dpo_lr=2e-5,
-                      eval_batch_size=16, eval_limit=None, checkpoint_every=28, base_start="smollm2",
+                      eval_batch_size=16, eval_limit=None, checkpoint_every=42, base_start="smollm2",
                       dapt_lora_r=16, post_lora_r=16, post_max_length=256, seed_chunk_words=200,
                       synthetic_topics_per_chunk=1, reference_text_probe=True),
+    # The same recipe on one GPU: the same code with larger sizes (full fine-tuning, longer sequences, more DAPT
+    # tokens); point the teacher resource at a served model (openai backend) for real SFT/DPO data.
+    "smollm_gpu": Profile("smollm_gpu", n_shards=16, pages_per_shard=2000, vocab_size=49152, model_preset="demo",
+                          seq_len=1024, micro_batch_size=16, base_steps=0, dapt_steps=2000, base_lr=0.0,
+                          dapt_lr=1e-4, dapt_replay_ratio=0.25, sft_epochs=2, sft_lr=2e-5, dpo_epochs=1,
+                          dpo_lr=5e-7, eval_batch_size=64, eval_limit=None, checkpoint_every=500,
+                          base_start="smollm2", post_max_length=1024, seed_chunk_words=200,
+                          synthetic_topics_per_chunk=2, reference_text_probe=True),
     "gpu": Profile("gpu", n_shards=16, pages_per_shard=2000, vocab_size=16384, model_preset="125m", seq_len=1024,
                    micro_batch_size=16, base_steps=5000, dapt_steps=2000, base_lr=6e-4, dapt_lr=3e-4,
                    dapt_replay_ratio=0.2, sft_epochs=2, sft_lr=5e-5, dpo_epochs=1, dpo_lr=5e-7,

@@ -98,7 +98,7 @@ def run(profile_name: str | None = None, regenerate: bool = False) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default=None, help="tiny | demo | gpu (default: $MODELWORKS_PROFILE or demo)")
+    ap.add_argument("--profile", default=None, help="tiny | demo | smollm | smollm_gpu | gpu (default: $MODELWORKS_PROFILE or demo)")
     ap.add_argument("--regenerate", action="store_true", help="write the demo crawl again even if shards exist")
     args = ap.parse_args(argv)
     run(args.profile, args.regenerate)
