@@ -73,7 +73,7 @@ PROFILES = {
     # data come from the rules writer: SmolLM2-135M as the teacher kept 2 of 45 questions on 12 chunks (measured,
     # README "Profiles"), too few to train on; set the teacher resource to a real server for real use.
     "smollm": Profile("smollm", n_shards=4, pages_per_shard=250, vocab_size=49152, model_preset="demo", seq_len=256,
-                      micro_batch_size=4, base_steps=0, dapt_steps=168, base_lr=0.0, dapt_lr=5e-4,
+                      micro_batch_size=4, base_steps=0, dapt_steps=168, base_lr=0.0, dapt_lr=1.5e-3,
                       dapt_replay_ratio=0.25, sft_epochs=2, sft_lr=2e-4, dpo_epochs=1, dpo_lr=2e-5,
                       eval_batch_size=16, eval_limit=None, checkpoint_every=42, base_start="smollm2",
                       dapt_lora_r=16, post_lora_r=16, post_max_length=256, seed_chunk_words=200,
