@@ -65,7 +65,7 @@ PROFILES = {
                     seed_chunk_words=300, synthetic_topics_per_chunk=1),
     "demo": Profile("demo", n_shards=4, pages_per_shard=250, vocab_size=2048, model_preset="demo", seq_len=256,
                     micro_batch_size=16, base_steps=250, dapt_steps=300, base_lr=3e-3, dapt_lr=3e-3,
-                    dapt_replay_ratio=0.2, sft_epochs=2, sft_lr=5e-4, dpo_epochs=2, dpo_lr=5e-5,
+                    dapt_replay_ratio=0.2, sft_epochs=2, sft_lr=2e-4, dpo_epochs=2, dpo_lr=2e-5,
                     eval_batch_size=32, eval_limit=None),
     # The DiagnosticSLM recipe on a real open model, sized for 2 CPU cores (see README "Profiles"): SmolLM2-135M
     # from PyPI's GGUF, LoRA r16 everywhere (1.3-1.5x faster per token here than full fine-tuning, no second
