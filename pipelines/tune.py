@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--values", required=True, help="comma-separated values")
     ap.add_argument("--metric", default="acc")
     ap.add_argument("--max-ppl-rise", type=float, default=0.10,
-                    help="largest allowed rise of general-text perplexity over the stage's input model "
-                         "(validation half of the held-out general pages); negative: no guard")
+                    help="largest allowed rise of perplexity over the stage's input model on each forgetting "
+                         "probe (validation halves: held-out general pages, real English where scored); "
+                         "negative: no guard")
     args = ap.parse_args(argv)
     if args.profile:
         os.environ["MODELWORKS_PROFILE"] = args.profile
@@ -101,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             p = paired_bootstrap([items[i] for i in ids], [per_item[best][i] for i in ids])
             print(f"  chosen - {v}: {p['diff']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]")
     if not guard_held:
-        print(f"every value raised general perplexity by more than {args.max_ppl_rise:.0%}: chose the one that "
-              f"forgets least")
+        print(f"every value raised perplexity by more than {args.max_ppl_rise:.0%}: chose the one that forgets least")
     print(f"CHOSEN {args.stage}.{args.field}={best} (on validation)")
     return 0
 
