@@ -13,31 +13,16 @@ from assets.storage import ModelworksStorage
 from curation.tables import read_jsonl
 
 STAGES = ("base", "dapt", "sft", "dpo")
-GENERAL_VALIDATION_FRACTION = 0.5
-
-
-def _in_split(ids: list[str], split: str):
-    from curation.domain import holdout_mask
-
-    in_validation = holdout_mask(ids, GENERAL_VALIDATION_FRACTION, seed=1)
-    return in_validation if split == "validation" else ~in_validation
+REFERENCE_TEXT_DOCS = 80  # pages of the real-English probe, before the validation/test halves
 
 
 def general_text_split(table, split: str):
-    """The held-out general pages of one split: a seeded hash of the page id puts half of them in validation
-    (where the tuner weighs forgetting) and the rest in test (the report's perplexity)."""
+    """The held-out general pages of one split (evaluation.reference_text.in_probe_split: half each)."""
     import pyarrow as pa
 
-    return table.filter(pa.array(_in_split(table.column("id").to_pylist(), split)))
+    from evaluation.reference_text import in_probe_split
 
-
-def reference_text_split(split: str) -> tuple[list[str], list[str]]:
-    """(ids, texts) of the real-English forgetting probe (evaluation.reference_text) in one split."""
-    from evaluation.reference_text import python_reference_docs
-
-    ids, texts = python_reference_docs(n_docs=80)
-    keep = _in_split(ids, split)
-    return [i for i, k in zip(ids, keep) if k], [t for t, k in zip(texts, keep) if k]
+    return table.filter(pa.array(in_probe_split(table.column("id").to_pylist(), split)))
 
 
 class EvalConfig(dg.Config):
@@ -81,7 +66,9 @@ def _score_asset(stage: str) -> dg.AssetsDefinition:
                 model_dir, general.column("text").to_pylist(), general.column("id").to_pylist(),
                 max_tokens=config.perplexity_max_tokens))
         if profile.pick(config.reference_text, "reference_text_probe"):
-            ids, texts = reference_text_split(config.split)
+            from evaluation.reference_text import python_reference_docs
+
+            ids, texts = python_reference_docs(REFERENCE_TEXT_DOCS, split=config.split)
             add_task_scores(scores, "reference_text", text_perplexity(
                 model_dir, texts, ids, max_tokens=config.perplexity_max_tokens))
         scores.setdefault("_meta", {})["split"] = config.split

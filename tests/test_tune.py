@@ -30,7 +30,11 @@ def test_general_text_validation_and_test_halves_are_disjoint_stable_and_cover_e
 
 
 def test_the_real_english_probe_ships_with_python_and_splits_into_disjoint_halves():
-    from assets.evaluation import reference_text_split
+    from assets.evaluation import REFERENCE_TEXT_DOCS
+    from evaluation.reference_text import python_reference_docs
+
+    def reference_text_split(split):
+        return python_reference_docs(REFERENCE_TEXT_DOCS, split=split)
 
     val_ids, val_texts = reference_text_split("validation")
     test_ids, test_texts = reference_text_split("test")

@@ -184,7 +184,9 @@ def _truncate_prompt(example: dict[str, Any], tokenizer, max_prompt_length: int)
 
 
 def _load_jsonl(path: str | os.PathLike) -> Dataset:
-    if not any(line.strip() for line in open(path, encoding="utf-8")):
+    with open(path, encoding="utf-8") as f:
+        empty = not any(line.strip() for line in f)  # stops at the first row
+    if empty:
         raise ValueError(f"{path} holds no rows to train on: the synthetic stage kept nothing (see its quarantine "
                          f"and the judge's scores; a stronger teacher or a lower judge threshold yields more)")
     return load_dataset("json", data_files=str(path), split="train")
