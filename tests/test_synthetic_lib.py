@@ -343,6 +343,7 @@ class _FakeLLMServer:
     def __init__(self, fail_first: int = 0, status: int = 503, delay_s: float = 0.0):
         self.fail_first, self.status, self.delay_s = fail_first, status, delay_s
         self.requests, self.in_flight, self.max_in_flight, self.auth = 0, 0, 0, set()
+        self.seen: list[tuple[str, int | None]] = []  # (last message, seed) of every request
         self.lock = threading.Lock()
         outer = self
 
@@ -358,6 +359,7 @@ class _FakeLLMServer:
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                     outer.auth.add(self.headers.get("Authorization", ""))
+                    outer.seen.append((body["messages"][-1]["content"], body.get("seed")))
                 time.sleep(outer.delay_s)
                 with outer.lock:
                     outer.in_flight -= 1
@@ -423,6 +425,27 @@ def test_openai_backend_retries_429_and_5xx_and_bounds_concurrency(tmp_path, mon
         server.stop()
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and b"SECRET-4242" in p.read_bytes()]
     assert not leaked and "SECRET" not in repr(teacher) and "SECRET" not in json.dumps(teacher.stats)
+
+
+def test_openai_backend_sends_prompts_of_different_samplings_through_one_pool(tmp_path):
+    """Three answer samples per question differ in seed; they must not go out as three batches in turn
+    (each waiting for its slowest reply), but fill one pool, each request with its own seed."""
+    server = _FakeLLMServer(delay_s=0.2)
+    try:
+        cfg = TeacherConfig(backend="openai", base_url=server.url, model="m", max_concurrency=6,
+                            cache_dir=str(tmp_path / "c"))
+        prompts = [p for p in _prompts(2) for _ in range(3)]
+        samplings = [Sampling(max_tokens=8, seed=s) for _ in range(2) for s in range(3)]
+        out = make_teacher(cfg).generate(prompts, samplings)
+        assert [c.text for c in out] == ["echo: question 0"] * 3 + ["echo: question 1"] * 3
+        assert server.max_in_flight == 6  # one pool: 2 prompts per seed could never make 6 in flight
+        assert sorted(server.seen) == sorted((f"question {i}", s) for i in range(2) for s in range(3))
+        again = make_teacher(cfg).generate(prompts, samplings)  # each (prompt, seed) is its own cache entry
+        assert all(c.cached for c in again) and server.requests == 6
+        with pytest.raises(ValueError, match="6 prompts but 2 sampling"):
+            make_teacher(cfg).generate(prompts, samplings[:2])
+    finally:
+        server.stop()
 
 
 def test_openai_backend_fails_loudly_when_the_server_is_gone_and_keeps_what_was_answered(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,17 @@ class Teacher(ABC):
     def observe(self, prompts: list[list[dict]]) -> None:
         """Hook called with every prompt before the cache is consulted (the rules teacher reads passages)."""
 
-    def generate(self, prompts: list[list[dict]], sampling: Sampling) -> list[Completion]:
-        """One completion per prompt (chat messages), in order; failed ones have text=None and an error."""
+    def generate(self, prompts: list[list[dict]], sampling: Sampling | Sequence[Sampling]) -> list[Completion]:
+        """One completion per prompt (chat messages), in order; failed ones have text=None and an error.
+
+        `sampling` is one setting for all prompts or one per prompt (several answer samples of a question
+        differ in seed): prompts of different samplings go out together, not as one batch after another.
+        """
+        samplings = [sampling] * len(prompts) if isinstance(sampling, Sampling) else list(sampling)
+        if len(samplings) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(samplings)} sampling settings")
         self.observe(prompts)
-        keys = [cache_key(self.model_name, p, sampling) for p in prompts]
+        keys = [cache_key(self.model_name, p, s) for p, s in zip(prompts, samplings)]
         out: list[Completion | None] = [None] * len(prompts)
         todo: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
@@ -123,7 +130,7 @@ class Teacher(ABC):
             else:
                 todo[key] = [i]
         first = [idxs[0] for idxs in todo.values()]
-        for j, completion in self._complete([prompts[i] for i in first], sampling):
+        for j, completion in self._complete_each([prompts[i] for i in first], [samplings[i] for i in first]):
             i = first[j]
             self._count(requests=1, prompt_tokens=completion.prompt_tokens,
                         completion_tokens=completion.completion_tokens, errors=int(completion.text is None))
@@ -132,6 +139,15 @@ class Teacher(ABC):
             for k in todo[keys[i]]:
                 out[k] = completion
         return [c if c is not None else Completion(text=None, error="not answered") for c in out]
+
+    def _complete_each(self, prompts: list[list[dict]], samplings: list[Sampling]) -> Iterator[tuple[int, Completion]]:
+        """Like `_complete`, with a sampling per prompt. By default one `_complete` per distinct sampling, in
+        turn (a local model batches one generation setting at a time); a backend that can mix settings in
+        flight (a server) overrides this, so that no group waits for the slowest reply of the one before."""
+        for s in dict.fromkeys(samplings):
+            idx = [i for i, x in enumerate(samplings) if x == s]
+            for j, completion in self._complete([prompts[i] for i in idx], s):
+                yield idx[j], completion
 
     def _count(self, **deltas: int) -> None:
         with self._stats_lock:

@@ -150,14 +150,9 @@ class _Run:
         return Sampling(c.temperature, c.top_p, c.max_tokens, c.seed + seed_offset)
 
     def call(self, teacher: Teacher, stage: str, prompts: list[list[dict]], sampling: list[Sampling] | Sampling):
-        """Generate grouped by sampling (one batch per distinct sampling), results in prompt order."""
+        """Generate one stage's prompts in one call (mixed samplings go out together), results in prompt order."""
         t0 = time.perf_counter()
-        samplings = sampling if isinstance(sampling, list) else [sampling] * len(prompts)
-        out = [None] * len(prompts)
-        for s in dict.fromkeys(samplings):
-            idx = [i for i, x in enumerate(samplings) if x == s]
-            for i, c in zip(idx, teacher.generate([prompts[i] for i in idx], s)):
-                out[i] = c
+        out = teacher.generate(prompts, sampling)
         hits = sum(bool(c and c.cached) for c in out)
         self.log(f"synthetic: {stage}: {len(prompts)} prompts ({hits} from cache) in {time.perf_counter() - t0:.1f}s")
         return out

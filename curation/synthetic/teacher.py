@@ -1,7 +1,9 @@
 """Teacher backends chosen by config: an OpenAI-compatible server, a local transformers model, or offline rules.
 
 - `openai`: any OpenAI-compatible endpoint (vLLM, Ollama, NIM, llama.cpp server, `transformers
-  serve`). A bounded pool of `max_concurrency` requests in flight; retries with exponential
+  serve`). A bounded pool of `max_concurrency` requests in flight, shared by all prompts of a
+  call whatever their sampling (several answer samples of a question go out together, not one
+  sample batch after another, each waiting for its slowest reply); retries with exponential
   backoff and jitter on 429, 5xx, timeouts and connection errors; after `max_retries` the run
   stops with `TeacherUnavailable` (answers received so far are already in the cache). The API key
   is read from the environment variable *named* by `api_key_env` and is never logged or stored:
@@ -21,7 +23,7 @@ import time
 from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from curation.synthetic.base import (Completion, ResponseCache, Sampling, Teacher, TeacherUnavailable,
                                      cache_key)
@@ -94,7 +96,7 @@ class OpenAITeacher(Teacher):
             raise TeacherUnavailable(f"teacher server at {self.cfg.base_url} serves no model")
         self.model_name = models[0]
 
-    def generate(self, prompts: list[list[dict]], sampling: Sampling) -> list[Completion]:
+    def generate(self, prompts: list[list[dict]], sampling: Sampling | Sequence[Sampling]) -> list[Completion]:
         self._resolve_model()
         return super().generate(prompts, sampling)
 
@@ -135,10 +137,14 @@ class OpenAITeacher(Teacher):
                                  f"are cached; restart the server and rerun.")
 
     def _complete(self, prompts, sampling) -> Iterator[tuple[int, Completion]]:
+        return self._complete_each(prompts, [sampling] * len(prompts))
+
+    def _complete_each(self, prompts, samplings) -> Iterator[tuple[int, Completion]]:
+        # One pool for every prompt whatever its sampling: the pool stays full until the last reply.
         self._down.clear()
         unavailable: TeacherUnavailable | None = None
         with ThreadPoolExecutor(max_workers=max(1, self.cfg.max_concurrency)) as pool:
-            futures = {pool.submit(self._request, p, sampling): j for j, p in enumerate(prompts)}
+            futures = {pool.submit(self._request, p, s): j for j, (p, s) in enumerate(zip(prompts, samplings))}
             for fut in as_completed(futures):
                 try:
                     completion = fut.result()
