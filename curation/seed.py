@@ -1,9 +1,12 @@
 """The user's seed corpus: read a folder of documents, cut them into chunks along headings, split by document.
 
-A seed folder (local path or fsspec URL) holds Markdown, plain text and HTML documents. HTML is
+A seed folder (local path or fsspec URL) holds Markdown, plain text, HTML and PDF documents. HTML is
 cleaned with trafilatura (boilerplate such as navigation and footers removed, headings kept as
-Markdown). Files that cannot be used are counted by reason, never fatal: `empty`, `undecodable`,
-`unsupported` (PDF included: no PDF library is a dependency). Chunks follow the document's own
+Markdown). PDF text is read with pypdf and reflowed: the printed lines of a page are joined into
+paragraphs (end-of-line hyphens undone), and short title-like lines are set apart as headings. A PDF
+without a text layer (a scan) counts as `empty`: there is no OCR here. Files that cannot be used are
+counted by reason, never fatal: `empty`, `undecodable` (also a broken or encrypted PDF),
+`unsupported`. Chunks follow the document's own
 structure: Markdown headings (`#`, setext) or, in plain text, short title-like lines (`Chapter 2.
 Pumps`, `3.1 Seal leaks`); sections are packed into chunks of at most `max_words`, and a section
 shorter than `min_words` joins its neighbour. Every id is a hash of the document's relative path
@@ -15,12 +18,13 @@ a document never moves another one across the split.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 SEED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
-                 ".html": "html", ".htm": "html"}
+                 ".html": "html", ".htm": "html", ".pdf": "pdf"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,59 @@ def _html_to_markdown(html: str) -> tuple[str, str]:
     return text, (meta.title if meta and meta.title else "")
 
 
+def _pdf_to_text(data: bytes) -> str | None:
+    """The text of a PDF, reflowed page by page; None when pypdf cannot read it (broken, encrypted)."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            return None
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except Exception:  # noqa: BLE001 - pypdf raises many kinds of errors on damaged files; one skipped file
+        return None
+    return "\n\n".join(t for t in (_reflow_pdf_page(p) for p in pages) if t)
+
+
+def _reflow_pdf_page(text: str) -> str:
+    """A page's printed lines as paragraphs separated by blank lines, title-like lines on their own.
+
+    PDF text has no paragraph marks: a wrapped line ends where the printed line did. A line is a
+    heading when it reads as a title (see `_plain_heading_level`), holds at most 8 words, follows
+    the end of a sentence or a page top, and the line after it does not continue it in lower case.
+    A paragraph ends at a line that closes a sentence and stops well short of the page's width.
+    """
+    lines = [line.strip() for line in text.split("\n")]
+    width = max((len(line) for line in lines), default=0)
+    blocks: list[str] = []
+    para: list[str] = []
+
+    def flush() -> None:
+        if para:
+            blocks.append(" ".join(para))
+            para.clear()
+
+    for i, line in enumerate(lines):
+        if not line:
+            flush()
+            continue
+        nxt = next((x for x in lines[i + 1:] if x), "")
+        after_sentence = not para or para[-1][-1] in ".!?:"
+        if (after_sentence and len(line.split()) <= 8 and _plain_heading_level(line, True, True)
+                and not nxt[:1].islower()):
+            flush()
+            blocks.append(line)
+            continue
+        if para and para[-1].endswith("-") and line[:1].islower():
+            para[-1] = para[-1][:-1] + line  # "bear-" + "ings"
+        else:
+            para.append(line)
+        if line[-1] in ".!?" and len(line) < 0.8 * width:
+            flush()
+    flush()
+    return "\n\n".join(blocks)
+
+
 def _list_files(folder: str | Path):
     """(relative posix path, opener) for every file under `folder`, sorted; local path or fsspec URL."""
     folder_s = str(folder)
@@ -89,7 +146,8 @@ def read_seed_documents(folder: str | Path) -> tuple[list[SeedDocument], dict[st
         if name.startswith(".") or kind is None:
             skipped["unsupported"] += 1
             continue
-        raw = _decode(read())
+        data = read()
+        raw = _pdf_to_text(data) if kind == "pdf" else _decode(data)
         if raw is None:
             skipped["undecodable"] += 1
             continue

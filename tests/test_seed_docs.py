@@ -19,8 +19,8 @@ def test_reads_markdown_text_and_html_and_counts_what_it_skips(docs):
     docs, skipped = docs
     assert sorted(d.source for d in docs) == ["boiler-notes.txt", "compressor-faq.html",
                                               "pumps/centrifugal-pump-care.md", "pumps/positive-displacement.markdown"]
-    # whitespace-only Markdown, a file that is not UTF-8, and a PDF (no PDF reader is a dependency)
-    assert skipped == {"empty": 1, "undecodable": 1, "unsupported": 1}
+    # whitespace-only Markdown; a file that is not UTF-8 and a broken PDF; an image
+    assert skipped == {"empty": 1, "undecodable": 2, "unsupported": 1}
     titles = {d.source: d.title for d in docs}
     assert titles["pumps/centrifugal-pump-care.md"] == "Centrifugal pump care"
     assert titles["pumps/positive-displacement.markdown"] == "Positive displacement pumps"
@@ -93,7 +93,7 @@ def test_reads_an_fsspec_url_like_a_local_folder(docs):
     remote, skipped = read_seed_documents("memory://seedtest")
     local, _ = docs
     assert [(d.id, d.source, d.text) for d in remote] == [(d.id, d.source, d.text) for d in local]
-    assert skipped == {"empty": 1, "undecodable": 1, "unsupported": 1}
+    assert skipped == {"empty": 1, "undecodable": 2, "unsupported": 1}
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
@@ -116,3 +116,55 @@ def test_split_is_seeded_per_document_and_stable_when_documents_are_added():
     assert split_documents(docs, 0.0)[1] == [] and split_documents(docs, 1.0)[0] == []
     with pytest.raises(ValueError):
         split_documents(docs, 1.5)
+
+
+def _pdf(pages: list[list[str]]) -> bytes:
+    """A minimal PDF: Helvetica text, one printed line per string, as a word processor would set it."""
+    objs = ["<< /Type /Catalog /Pages 2 0 R >>", "", "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for lines in pages:
+        esc = [x.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") for x in lines]
+        stream = "BT /F1 11 Tf 14 TL 72 760 Td " + " ".join(f"({x}) Tj T*" for x in esc) + " ET"
+        objs.append(f"<< /Length {len(stream.encode('latin-1'))} >>\nstream\n{stream}\nendstream")
+        objs.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {len(objs)} 0 R "
+                    f"/Resources << /Font << /F1 3 0 R >> >> >>")
+        kids.append(len(objs))
+    objs[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def test_reads_a_pdf_into_paragraphs_and_headings_and_counts_a_scan_as_empty(tmp_path):
+    page1 = ["Gearbox Service Manual",
+             "1. Oil temperature",
+             "A gearbox that runs hot after an oil change usually holds too much oil: the gears churn",
+             "it and heat it. Drain the oil down to the middle of the sight glass and run the gear-",
+             "box for an hour before measuring again.",
+             "2. Noise under load",
+             "A whine that rises with load points to worn or badly meshed gear teeth. Check the tooth",
+             "contact pattern with marking compound."]
+    page2 = ["3. Leaks at the shaft",
+             "Oil at the output shaft means a worn lip seal. Replace the seal and polish the shaft",
+             "where the old lip ran."]
+    (tmp_path / "gearbox.pdf").write_bytes(_pdf([page1, page2]))
+    (tmp_path / "scan.pdf").write_bytes(_pdf([[]]))  # a page without a text layer
+    docs, skipped = read_seed_documents(tmp_path)
+    assert [d.source for d in docs] == ["gearbox.pdf"] and skipped == {"empty": 1, "undecodable": 0, "unsupported": 0}
+    doc = docs[0]
+    assert doc.title == "Gearbox Service Manual"
+    # wrapped lines joined into one paragraph, the end-of-line hyphen undone
+    assert "the gears churn it and heat it. Drain the oil down to the middle of the sight glass and run the gearbox " \
+           "for an hour" in doc.text
+    chunks = chunk_document(doc, max_words=40, min_words=10)
+    headings = [c.heading for c in chunks]
+    assert any(h.endswith("1. Oil temperature") for h in headings)
+    assert any(h.endswith("3. Leaks at the shaft") for h in headings)  # a heading at the top of page 2
+    leak = next(c for c in chunks if c.heading.endswith("3. Leaks at the shaft"))
+    assert "worn lip seal" in leak.text and "Noise under load" not in leak.text
