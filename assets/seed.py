@@ -1,6 +1,7 @@
 """Seed group: the user's own domain documents, read, cleaned, chunked and split into generation / held-out parts."""
 
 import time
+from collections import Counter
 
 import dagster as dg
 import pyarrow as pa
@@ -22,7 +23,7 @@ class SeedCorpusConfig(dg.Config):
     min_chunk_words: int = 40
 
 
-@dg.asset(group_name="ingest", code_version="2", kinds={"parquet"},
+@dg.asset(group_name="ingest", code_version="3", kinds={"parquet"},
           description="The domain seed corpus: documents split along headings and paragraphs into chunks with stable "
                       "ids, each document assigned to the generation or the held-out part by a seeded hash.")
 def seed_corpus(context: dg.AssetExecutionContext, config: SeedCorpusConfig, storage: ModelworksStorage,
@@ -33,7 +34,7 @@ def seed_corpus(context: dg.AssetExecutionContext, config: SeedCorpusConfig, sto
     source = config.source_dir or storage.demo_seed()
     if not config.source_dir and not storage.exists(storage.demo_seed()):
         raise dg.Failure("no seed documents: set seed_corpus.config.source_dir to a folder of your documents "
-                         "(Markdown, text, HTML), or generate the demo world (`make demo`)")
+                         "(Markdown, text, HTML, PDF), or generate the demo world (`make demo`)")
     t0 = time.perf_counter()
     try:
         docs, skipped = read_seed_documents(source)
@@ -55,10 +56,12 @@ def seed_corpus(context: dg.AssetExecutionContext, config: SeedCorpusConfig, sto
     context.log.info(f"seed corpus: {len(docs)} documents, {len(rows)} chunks from {source}")
     words = sum(len(r["text"].split()) for r in rows)
     per_split = {s: sum(1 for r in rows if r["split"] == s) for s in ("generation", "heldout")}
+    by_type = Counter(d.kind for d in docs)
     return dg.MaterializeResult(metadata={
         "source": str(source), "documents": len(docs), "generation_documents": len(generation),
         "heldout_documents": len(heldout), "chunks": len(rows), "chunks_per_split": dg.MetadataValue.json(per_split),
-        "words": words, "skipped_files": dg.MetadataValue.json(skipped),
+        "words": words, "documents_by_type": dg.MetadataValue.json(dict(sorted(by_type.items()))),
+        "skipped_files": dg.MetadataValue.json(skipped),
         "heldout_sources": dg.MetadataValue.json(sorted(d.source for d in heldout)),
         "read_s": round(time.perf_counter() - t0, 2), "path": dg.MetadataValue.path(storage.seed_chunks())})
 

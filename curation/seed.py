@@ -33,6 +33,7 @@ class SeedDocument:
     source: str   # that relative path, e.g. "pumps/centrifugal.md"
     title: str
     text: str     # cleaned text; headings as Markdown '#' lines for Markdown and HTML input
+    kind: str = "text"  # what it was read as: markdown, text, html or pdf
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def read_seed_documents(folder: str | Path) -> tuple[list[SeedDocument], dict[st
             skipped["empty"] += 1
             continue
         title = title or _first_heading(text, kind) or PurePosixPath(rel).stem
-        docs.append(SeedDocument(id=_hash(rel), source=rel, title=title.strip(), text=text))
+        docs.append(SeedDocument(id=_hash(rel), source=rel, title=title.strip(), text=text, kind=kind))
     return docs, skipped
 
 

@@ -58,6 +58,10 @@ def test_the_users_documents_feed_synthetic_data_with_provenance(byo_run):
     assert rows
     sources = {r["source"] for r in rows}
     assert sources and all(not s.startswith("demo") for s in sources)
+    assert "gearbox-service-manual.pdf" in sources  # a PDF among the user's documents feeds data like the rest
+    meta = instance.get_latest_materialization_event(dg.AssetKey("seed_corpus")).asset_materialization.metadata
+    assert meta["documents_by_type"].value == {"html": 1, "markdown": 2, "pdf": 1, "text": 1}
+    assert meta["skipped_files"].value == {"empty": 1, "undecodable": 2, "unsupported": 1}
     assert all(r["chunk_id"] and r["teacher_model"] and r["prompt_version"] for r in rows)
 
 

@@ -15,10 +15,11 @@ def docs():
     return docs, skipped
 
 
-def test_reads_markdown_text_and_html_and_counts_what_it_skips(docs):
+def test_reads_markdown_text_html_and_pdf_and_counts_what_it_skips(docs):
     docs, skipped = docs
-    assert sorted(d.source for d in docs) == ["boiler-notes.txt", "compressor-faq.html",
+    assert sorted(d.source for d in docs) == ["boiler-notes.txt", "compressor-faq.html", "gearbox-service-manual.pdf",
                                               "pumps/centrifugal-pump-care.md", "pumps/positive-displacement.markdown"]
+    assert {d.source: d.kind for d in docs}["gearbox-service-manual.pdf"] == "pdf"
     # whitespace-only Markdown; a file that is not UTF-8 and a broken PDF; an image
     assert skipped == {"empty": 1, "undecodable": 2, "unsupported": 1}
     titles = {d.source: d.title for d in docs}
@@ -158,7 +159,7 @@ def test_reads_a_pdf_into_paragraphs_and_headings_and_counts_a_scan_as_empty(tmp
     docs, skipped = read_seed_documents(tmp_path)
     assert [d.source for d in docs] == ["gearbox.pdf"] and skipped == {"empty": 1, "undecodable": 0, "unsupported": 0}
     doc = docs[0]
-    assert doc.title == "Gearbox Service Manual"
+    assert doc.title == "Gearbox Service Manual" and doc.kind == "pdf"
     # wrapped lines joined into one paragraph, the end-of-line hyphen undone
     assert "the gears churn it and heat it. Drain the oil down to the middle of the sight glass and run the gearbox " \
            "for an hour" in doc.text
