@@ -202,9 +202,13 @@ def _pretrain_config(config: PretrainAssetConfig):
 
 
 
+# The torchrun entry point that opens Pipes (a module name for the workers, not an import of pipelines here).
+PIPES_ENTRY = "pipelines.pretrain_job"
+
+
 def _torchrun(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient, storage: ModelworksStorage,
               stage: str, config: PretrainAssetConfig, title: str, **run) -> dg.MaterializeResult:
-    """Launch `torchrun -m training.pretrain RUN.json` through Pipes; rank 0 streams logs and reports metrics.
+    """Launch `torchrun -m pipelines.pretrain_job RUN.json` through Pipes; rank 0 streams logs and reports metrics.
 
     The checkpoint directory is named by a fingerprint of everything the run computes from (config, data,
     init model, world size), so a retried or restarted materialization resumes from its latest valid
@@ -230,10 +234,10 @@ def _torchrun(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient
     if config.nnodes > 1 and config.local_nodes:
         # Several torchrun "nodes" on this host, joined by c10d rendezvous (tests, rehearsal of a multi-node run).
         command = local_launch_command(run_file, config.nproc_per_node, config.nnodes,
-                                       rdzv_endpoint=config.rdzv_endpoint, rdzv_id=rdzv_id)
+                                       rdzv_endpoint=config.rdzv_endpoint, rdzv_id=rdzv_id, module=PIPES_ENTRY)
     else:
         command = torchrun_command(run_file, config.nproc_per_node, config.nnodes,
-                                   rdzv_endpoint=config.rdzv_endpoint, rdzv_id=rdzv_id)
+                                   rdzv_endpoint=config.rdzv_endpoint, rdzv_id=rdzv_id, module=PIPES_ENTRY)
     context.log.info(f"{stage}: {' '.join(command)}  (checkpoints: {ckpt_dir})")
     from training.launch import code_root
 

@@ -225,6 +225,7 @@ def test_pretraining_assets_launch_torchrun_through_pipes_and_report_live(corpus
         assert meta["final_loss"].value > 0 and meta["tokens_per_s"].value > 0 and 0 < meta["mfu"].value < 1
         assert "6*N" in meta["mfu_formula"].value and meta["peak_memory_mb"].value > 0
         assert "data:image/png;base64" in meta["loss_curve"].value
+        assert meta["command"].value.endswith(" -m pipelines.pretrain_job " + meta["command"].value.split()[-1])
     assert result.asset_materializations_for_node("base_model")[0].metadata["world_size"].value == 2
     assert (tmp_path / "models" / "dapt" / "model.safetensors").exists()
     assert len(list((tmp_path / "checkpoints" / "base").iterdir())) == 1

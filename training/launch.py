@@ -112,9 +112,12 @@ def local_launch_command(
     rdzv_endpoint: str = "",
     rdzv_id: str = "",
     python: str = sys.executable,
+    module: str = TRAINING_MODULE,
 ) -> list[str]:
     """The argv that runs this module's launcher: `nnodes` torchrun nodes on this machine (for Pipes)."""
     cmd = [python, "-m", "training.launch", "--nnodes", str(nnodes), "--nproc-per-node", str(nproc_per_node)]
+    if module != TRAINING_MODULE:
+        cmd += ["--module", module]
     if rdzv_endpoint:
         cmd += ["--rdzv-endpoint", rdzv_endpoint]
     if rdzv_id:

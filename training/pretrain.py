@@ -448,17 +448,6 @@ def _die_with_launcher() -> None:
         pass
 
 
-def _open_pipes():
-    """The Dagster Pipes context when Dagster launched this process (and dagster-pipes is installed), else None."""
-    try:
-        from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
-    except ImportError:
-        return None
-    if not PipesEnvVarParamsLoader().is_dagster_pipes_process():
-        return None
-    return open_dagster_pipes()
-
-
 def pipes_metadata(result: PretrainResult) -> dict[str, Any]:
     """Scalar metrics of a finished run, as reported to Dagster (and stored with the model)."""
     return {
@@ -476,7 +465,7 @@ def pipes_metadata(result: PretrainResult) -> dict[str, Any]:
 MFU_FORMULA = "(6*N + 12*L*H*Q*T) * tokens/s / (world_size * peak FLOP/s per device)  (PaLM app. B)"
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, open_reporter: Callable[[], Any] | None = None) -> None:
     """Entry point: `torchrun --nproc-per-node N -m training.pretrain RUN.json` (or plain `python -m ...`).
 
     RUN.json holds PretrainConfig fields plus data_dir, out_dir, tokenizer_dir | init_model_dir,
@@ -484,9 +473,10 @@ def main(argv: list[str] | None = None) -> None:
     (init_model_dir, e.g. SmolLM2 converted by training.open_model), the shards must be packed with that
     model's tokenizer (checked), `lora_r > 0` trains LoRA adapters that are merged before the save, and
     the saved directory carries the model's tokenizer and chat template. Every rank trains; rank 0 alone
-    prints one JSON line per log step and, when Dagster launched the job through Pipes, streams the same
-    metrics to the run's logs and reports the asset materialization (two ranks opening Pipes would
-    interleave two message streams into one run).
+    prints one JSON line per log step. `open_reporter`, called on rank 0 alone, may return an object with
+    `.log.info(text)`, `.report_asset_materialization(metadata=...)` and `.close()` (a Dagster Pipes context:
+    `pipelines.pretrain_job` is the entry point Dagster launches); it gets the same metrics as they come
+    and the final ones (two ranks reporting would interleave two message streams into one run).
     """
     import argparse
 
@@ -504,7 +494,7 @@ def main(argv: list[str] | None = None) -> None:
     env = init_distributed(config.backend)
     if "TORCHELASTIC_RUN_ID" in os.environ:
         _die_with_launcher()
-    pipes = _open_pipes() if env.is_main else None
+    pipes = open_reporter() if env.is_main and open_reporter is not None else None
     try:
         def log(step: int, metrics: dict[str, float]) -> None:
             print(json.dumps({"step": step, **metrics}), flush=True)
