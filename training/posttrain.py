@@ -49,7 +49,12 @@ class SFTRunConfig(LoraOptions):
     per_device_train_batch_size: int = 8
     gradient_accumulation_steps: int = 1
     max_length: int = 512  # tokens; longer chats are truncated at the end
-    warmup_steps: int = 0
+    # < 1: a fraction of the run's steps (transformers' convention). LoRA's B matrices start at zero and Adam's first
+    # steps move every entry by ~lr whatever the gradient, so without warmup a LoRA run at a high lr jumps out of its
+    # basin in its first steps (measured on the test's 64-wide model at lr 2e-2: loss 4.23 -> 6.02 at step 4, grad
+    # norm 2.7 -> 24.8, and only -0.09 nats after 16 steps; with 10% warmup -0.70 to -0.84 over three seeds).
+    # 0.1 is the post-training recipes' usual value (Zephyr, TRL's examples).
+    warmup_steps: float = 0.1
     lr_scheduler_type: str = "cosine"
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
@@ -72,7 +77,7 @@ class DPORunConfig(LoraOptions):
     max_prompt_length: int | None = None  # tokens; a longer prompt keeps its end (where the question is)
     beta: float = 0.1  # KL strength toward the reference (the SFT model), Rafailov et al. 2023
     loss_type: str = "sigmoid"  # the original DPO loss
-    warmup_steps: int = 0
+    warmup_steps: float = 0.1  # < 1: a fraction of the steps; why, see SFTRunConfig
     lr_scheduler_type: str = "cosine"
     max_grad_norm: float = 1.0
     logging_steps: int = 5
