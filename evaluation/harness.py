@@ -121,17 +121,165 @@ def has_chat_template(model_dir: str | os.PathLike) -> bool:
         return False
 
 
-def _run(model_dir: Path, task_names: list[str], manager, batch_size, device, limit, bootstrap_iters,
-         chat: bool, dtype: str):
+# --- fitting items into the model's context ----------------------------------------------------
+#
+# lm-eval's HF model cuts an over-long context from the left itself (keeping the end of the
+# context and the whole continuation), but it asserts that a continuation alone fits: one MCQ
+# option or completion ending longer than the model's context crashes the whole evaluation, and
+# a generative task whose max_gen_toks leaves no room for a prompt fails too. The model class
+# below looks at every request before lm-eval does: requests that lm-eval will cut are counted
+# as "fitted"; items with a request that cannot fit at all are "set aside" (never sent to the
+# model, their reason kept) and dropped from the task's scores afterwards. An item is one
+# benchmark document: set aside as soon as one of its requests is.
+
+FITTED, SET_ASIDE = "fitted", "set_aside"
+
+_FITTING_LM = None
+
+
+def _fitting_lm_class():
+    """lm-eval's HFLM, plus the fitting above (the class is built on first use: lm_eval imports slowly)."""
+    global _FITTING_LM
+    if _FITTING_LM is not None:
+        return _FITTING_LM
+    from lm_eval.models.huggingface import HFLM
+
+    class FittingHFLM(HFLM):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.fit_log: dict[tuple[str, int], dict] = {}  # (task, doc_id) -> {"status", "reason"}
+            self._pending = None
+
+        def _note(self, instance, status: str, reason: str | None = None) -> None:
+            key = (instance.task_name, instance.doc_id)
+            if self.fit_log.get(key, {}).get("status") == SET_ASIDE:
+                return  # set aside wins over fitted: the item is not scored at all
+            self.fit_log[key] = {"status": status, "reason": reason}
+
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            # TemplateLM.loglikelihood tokenizes the requests and hands them, in the same order, to
+            # _loglikelihood_tokens, which sees only tokens: remember which item each one is.
+            self._pending = list(requests)
+            try:
+                return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+            finally:
+                self._pending = None
+
+        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+            instances, self._pending = self._pending, None
+            if instances is None or len(instances) != len(requests):
+                # Rolling windows of a perplexity task: lm-eval cuts those to the context itself.
+                return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+            limit = self.max_length
+            keep = []
+            for i, (instance, (_, context_enc, continuation_enc)) in enumerate(zip(instances, requests)):
+                if len(continuation_enc) > limit:
+                    self._note(instance, SET_ASIDE, f"an option of {len(continuation_enc)} tokens is longer than "
+                                                    f"the model's context of {limit} tokens")
+                    continue
+                if len(context_enc) + len(continuation_enc) > limit + 1:  # lm-eval's own cut-off
+                    self._note(instance, FITTED)
+                keep.append(i)
+            scored = super()._loglikelihood_tokens([requests[i] for i in keep], disable_tqdm=disable_tqdm,
+                                                   override_bs=override_bs) if keep else []
+            # A set-aside request gets an impossible score so lm-eval's scoring of the item runs
+            # unchanged; the item is removed from every score afterwards (_apply_fit_log).
+            out = [(-math.inf, False)] * len(requests)
+            for i, result in zip(keep, scored):
+                out[i] = result
+            return out
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            limit, keep = self.max_length, []
+            for i, instance in enumerate(requests):
+                context, gen_kwargs = instance.args
+                max_gen = int((gen_kwargs or {}).get("max_gen_toks") or self.max_gen_toks)
+                room = limit - max_gen if self.backend == "causal" else limit
+                if room <= 0:
+                    self._note(instance, SET_ASIDE, f"max_gen_toks {max_gen} leaves no room for a prompt in the "
+                                                    f"model's context of {limit} tokens")
+                    continue
+                if len(self.tok_encode(context)) > room:  # lm-eval keeps the last `room` tokens
+                    self._note(instance, FITTED)
+                keep.append(i)
+            generated = super().generate_until([requests[i] for i in keep], disable_tqdm=disable_tqdm) if keep else []
+            out = [""] * len(requests)
+            for i, text in zip(keep, generated):
+                out[i] = text
+            return out
+
+    _FITTING_LM = FittingHFLM
+    return FittingHFLM
+
+
+def _aggregation(config: dict, metric: str):
+    """The aggregation function lm-eval uses for `metric` of a task (its metric_list, else the metric's default)."""
+    from lm_eval.api.registry import get_aggregation, get_metric_aggregation
+
+    for entry in config.get("metric_list") or []:
+        if entry.get("metric") == metric and entry.get("aggregation") is not None:
+            agg = entry["aggregation"]
+            return agg if callable(agg) else get_aggregation(str(agg))
+    return get_metric_aggregation(metric)
+
+
+def _apply_fit_log(flat: dict, items: dict, results: dict, fit_log: dict, max_length: int, suffix: str = "") -> None:
+    """Record fitted / set-aside counts per task and take set-aside items out of its scores.
+
+    Each task's scores get "fit": {"max_length", "n_fitted", "n_set_aside", "set_aside": [{"doc_id",
+    "id", "reason"}]}; its per-item rows lose the set-aside items (fitted rows get "fitted": True)
+    and every aggregate lm-eval computed over them is recomputed without them (with lm-eval's own
+    aggregation), its stderr set to None (it counted the set-aside items).
+    """
+    samples, configs = results.get("samples", {}), results.get("configs", {})
+    for task in list(samples):
+        key = task + suffix
+        if key not in flat:
+            continue
+        notes = {doc_id: note for (t, doc_id), note in fit_log.items() if t == task}
+        aside = {d for d, n in notes.items() if n["status"] == SET_ASIDE}
+        rows = items.get(key, [])
+        for row in rows:
+            if notes.get(row["doc_id"], {}).get("status") == FITTED:
+                row["fitted"] = True
+        items[key] = [r for r in rows if r["doc_id"] not in aside]
+        ids = {r["doc_id"]: r["id"] for r in rows}
+        scores = flat[key]
+        scores["fit"] = {"max_length": max_length,
+                         "n_fitted": sum(n["status"] == FITTED for n in notes.values()),
+                         "n_set_aside": len(aside),
+                         "set_aside": [{"doc_id": d, "id": ids.get(d, str(d)), "reason": notes[d]["reason"]}
+                                       for d in sorted(aside)]}
+        if not aside:
+            continue
+        kept = [s for s in samples[task] if s.get("doc_id") not in aside]
+        for flat_key in [k for k in scores if k not in ("n_samples", "fit", "output_type", "prompt_style")]:
+            if flat_key.endswith("_stderr"):
+                scores[flat_key] = None
+                continue
+            metric, _, filter_name = flat_key.partition("/")
+            values = [s[metric] for s in kept if s.get("filter", "none") == (filter_name or "none") and metric in s]
+            try:
+                scores[flat_key] = _number(_aggregation(configs.get(task, {}), metric)(values)) if values else None
+            except Exception:  # an aggregation that cannot be redone here: no number rather than a wrong one
+                scores[flat_key] = None
+        scores["n_samples"] = len({s.get("doc_id") for s in kept})
+
+
+def _load_model(model_dir: Path, batch_size, device, dtype: str):
+    """The fitting HF model lm-eval scores with, loaded once for the plain and the chat run."""
+    return _fitting_lm_class().create_from_arg_string(f"pretrained={model_dir},dtype={dtype}",
+                                                      {"batch_size": batch_size, "device": device})
+
+
+def _run(lm, task_names: list[str], manager, limit, bootstrap_iters, chat: bool):
     import lm_eval
 
+    lm.fit_log = {}
     return lm_eval.simple_evaluate(
-        model="hf",
-        model_args=f"pretrained={model_dir},dtype={dtype}",
+        model=lm,
         tasks=list(task_names),
         num_fewshot=0,
-        batch_size=batch_size,
-        device=device,
         limit=limit,
         task_manager=manager,
         apply_chat_template=chat,
@@ -168,9 +316,15 @@ def evaluate_model(
     log-likelihoods of fixed continuations and are scored with plain prompts only. "auto" = True
     when the tokenizer has a chat template.
 
+    Items longer than the model's context never crash the run: an item whose context is too long
+    is scored with the context cut from the left (the continuation whole), and one whose option
+    (or generation budget) alone does not fit is set aside with its reason and left out of every
+    score; each task reports both under "fit" (see `_apply_fit_log`).
+
     Returns {task: {metric: value, "<metric>_stderr": value or None, "n_samples": int,
-    "output_type": str, "prompt_style": "plain"|"chat"}, ..., "_items": {task: [{"doc_id", "id",
-    "group"?, <metric>: per-item value, "prediction"?}]}, "_meta": {...}}. Keys starting with "_"
+    "output_type": str, "prompt_style": "plain"|"chat", "fit": {"max_length", "n_fitted",
+    "n_set_aside", "set_aside": [...]}}, ..., "_items": {task: [{"doc_id", "id", "group"?,
+    <metric>: per-item value, "prediction"?, "fitted"?}]}, "_meta": {...}}. Keys starting with "_"
     are not tasks. `bootstrap_iters` (lm-eval's own stderr) defaults to 0: the report computes
     bootstrap intervals from the per-item scores itself.
     """
@@ -186,7 +340,8 @@ def evaluate_model(
     include = [] if tasks_dir is None else [tasks_dir] if isinstance(tasks_dir, (str, os.PathLike)) else list(tasks_dir)
     started = time.perf_counter()
     manager = task_manager_for(task_names, include)
-    results = _run(model_dir, task_names, manager, batch_size, device, limit, bootstrap_iters, False, dtype)
+    lm = _load_model(model_dir, batch_size, device, dtype)
+    results = _run(lm, task_names, manager, limit, bootstrap_iters, False)
     if results is None:  # only non-zero ranks of a distributed run get None
         raise RuntimeError("lm-eval returned no results (not rank 0?)")
     flat = flatten_results(results)
@@ -195,6 +350,7 @@ def evaluate_model(
     for task, scores in flat.items():
         scores["output_type"] = configs.get(task, {}).get("output_type")
         scores["prompt_style"] = "plain"
+    _apply_fit_log(flat, items, results, lm.fit_log, lm.max_length)
     missing = [t for t in task_names if t not in flat and t not in results.get("group_subtasks", {})]
     if missing:
         raise RuntimeError(f"lm-eval returned no results for {missing}")
@@ -203,7 +359,7 @@ def evaluate_model(
     generative = [t for t, s in flat.items() if s["output_type"] == "generate_until"]
     chat_scored = []
     if use_chat and generative and has_chat_template(model_dir):
-        chat = _run(model_dir, generative, manager, batch_size, device, limit, bootstrap_iters, True, dtype)
+        chat = _run(lm, generative, manager, limit, bootstrap_iters, True)
         for task, scores in flatten_results(chat).items():
             scores["output_type"] = "generate_until"
             scores["prompt_style"] = "chat"
@@ -211,6 +367,7 @@ def evaluate_model(
             chat_scored.append(task)
         for task, samples in chat.get("samples", {}).items():
             items[task + CHAT_SUFFIX] = _item_rows(samples)
+        _apply_fit_log(flat, items, chat, lm.fit_log, lm.max_length, CHAT_SUFFIX)
     wall_time_s = time.perf_counter() - started
     flat["_items"] = items
     flat["_meta"] = {
@@ -222,6 +379,11 @@ def evaluate_model(
         "device": device,
         "num_fewshot": 0,
         "chat_template": chat_scored,
+        "max_length": lm.max_length,
+        # {task: {"fitted": n, "set_aside": n}} for the tasks where any item did not fit as it was.
+        "fit": {task: {"fitted": s["fit"]["n_fitted"], "set_aside": s["fit"]["n_set_aside"]}
+                for task, s in flat.items() if not task.startswith("_") and isinstance(s, dict) and "fit" in s
+                and (s["fit"]["n_fitted"] or s["fit"]["n_set_aside"])},
     }
     return flat
 

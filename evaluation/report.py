@@ -6,7 +6,12 @@ task (`harness.add_task_scores`). Every score in the report is recomputed from t
 values, so every score carries a percentile-bootstrap 95% CI over items (over item groups when
 the items carry a `group`, e.g. several questions about one fact), and consecutive stages are
 compared on the same items (paired bootstrap; McNemar too for 0/1 scores) with a verdict:
-helped, no significant change, hurt. Blind baselines and chance stand in the table as rows.
+helped, no significant change, hurt, or "too few to tell" when the comparison rests on fewer
+than `stats.MIN_UNITS` independent units (groups, or documents/items when ungrouped); such
+thin tasks are also listed as warnings. Blind baselines and chance stand in the table as rows.
+The report also lists what a reader needs to trust it: items that did not fit a model's context
+(fitted or set aside by the harness), the asset checks that failed or warned upstream (passed
+in as plain dicts), and where each benchmark came from.
 
 Writes report.md, report.html, report.json (last: its presence says the report is whole) and
 scores.png under `out_dir`.
@@ -128,7 +133,12 @@ def _weighted_ci(values: list[float], weights: list[float], groups: list[str], n
     return float(num.sum() / den.sum()), float(lo), float(hi)
 
 
-def _paired(a: dict, b: dict, spec: MetricSpec, n_boot: int, seed: int) -> dict | None:
+def independent_units(rows: list[dict]) -> int:
+    """How many independent units per-item rows hold: distinct groups (an item without one is its own)."""
+    return len({str(r.get("group", r.get("id", r.get("doc_id")))) for r in rows})
+
+
+def _paired(a: dict, b: dict, spec: MetricSpec, n_boot: int, seed: int, min_units: int) -> dict | None:
     import numpy as np
 
     ids = [i for i in a if i in b]
@@ -142,7 +152,7 @@ def _paired(a: dict, b: dict, spec: MetricSpec, n_boot: int, seed: int) -> dict 
     # differences is the difference of the weighted means.
     d_scale = w / w.mean()
     paired = stats.paired_bootstrap(va * d_scale, vb * d_scale, n_boot=n_boot, seed=seed, groups=groups)
-    out = {**paired, "verdict": stats.verdict(paired, spec.higher_is_better)}
+    out = {**paired, "verdict": stats.verdict(paired, spec.higher_is_better, min_units)}
     if spec.binary:
         out["mcnemar"] = stats.mcnemar(va, vb)
     if spec.transform == "exp":  # perplexity: report the ratio of perplexities, exp(diff of mean NLL)
@@ -167,6 +177,9 @@ def build_stage_report(
     n_boot: int = stats.N_BOOT,
     seed: int = stats.SEED,
     title: str = "Evaluation by training stage",
+    checks: list[dict] | None = None,
+    provenance: dict | None = None,
+    min_units: int = stats.MIN_UNITS,
 ) -> dict:
     """Write the report files and return {"markdown", "paths", "report"} (report = the JSON written).
 
@@ -178,6 +191,13 @@ def build_stage_report(
     chance: {task: chance accuracy} (e.g. the suite manifest's chance per benchmark split).
     tasks: only these tasks (default every task found). reference: a stage (e.g. "open_model")
       that the last stage is also compared with; default: the first stage when there are 3+.
+    checks: the asset checks that failed or warned upstream, [{"asset", "check", "status": "failed"
+      | "warned", "partition"?, "description"?, "metadata"?}]; None = not known (no section),
+      [] = none failed.
+    provenance: {"suite": {...}, "benchmarks": {name: {...}}} as `evaluation.suite.suite_provenance`
+      builds it (plus whatever the caller knows of the suite as a whole).
+    min_units: fewest independent units (groups or documents) for a verdict and for an interval
+      shown without a warning.
     """
     if not results:
         raise ValueError("no stage results to report")
@@ -202,13 +222,14 @@ def build_stage_report(
             v, w, g = zip(*values.values())
             mean, lo, hi = _weighted_ci(list(v), list(w), list(g), n_boot, seed)
             metric_rows[stage] = {"kind": "stage", "value": _transform(spec, mean), "lo": _transform(spec, lo),
-                                  "hi": _transform(spec, hi), "n": len(values)}
+                                  "hi": _transform(spec, hi), "n": len(values), "n_units": len(set(g))}
         for name, by_task in baselines.items():
             values = _item_values(by_task.get(spec.task, []), spec)
             if values:
                 v, w, g = zip(*values.values())
                 mean, lo, hi = _weighted_ci(list(v), list(w), list(g), n_boot, seed)
-                metric_rows[name] = {"kind": "baseline", "value": mean, "lo": lo, "hi": hi, "n": len(values)}
+                metric_rows[name] = {"kind": "baseline", "value": mean, "lo": lo, "hi": hi, "n": len(values),
+                                     "n_units": len(set(g))}
         if spec.task in chance and spec.metric in ("acc", "acc_norm"):
             metric_rows["chance"] = {"kind": "chance", "value": chance[spec.task], "lo": None, "hi": None, "n": None}
         if not metric_rows:
@@ -217,15 +238,20 @@ def build_stage_report(
         comparisons[spec.key] = []
         for a, b in pairs:
             if per_stage.get(a) and per_stage.get(b):
-                paired = _paired(per_stage[a], per_stage[b], spec, n_boot, seed)
+                paired = _paired(per_stage[a], per_stage[b], spec, n_boot, seed, min_units)
                 if paired:
                     comparisons[spec.key].append({"from": a, "to": b, **paired})
     specs = [s for s in specs if s.key in rows]
+    fit = _fit_summary(results, stages)
     report = {
         "title": title, "stages": stages, "metrics": [asdict(s) | {"key": s.key} for s in specs],
         "rows": rows, "comparisons": comparisons, "baselines": list(baselines), "chance": chance,
         "verdicts": {key: {f"{c['from']}→{c['to']}": c["verdict"] for c in cs} for key, cs in comparisons.items()},
-        "n_boot": n_boot, "ci": 0.95,
+        "n_boot": n_boot, "ci": 0.95, "min_units": min_units,
+        "units": _units_by_task(rows, specs), "fit": fit,
+        "warnings": _warnings(rows, specs, fit, min_units),
+        "checks": None if checks is None else [dict(c) for c in checks],
+        "provenance": provenance or {},
         "prompt_styles": {t: s.get("prompt_style") for r in results.values() for t, s in r.items()
                           if not t.startswith("_") and isinstance(s, dict)},
     }
@@ -244,6 +270,71 @@ def build_stage_report(
     return {"markdown": markdown, "paths": {k: str(p) for k, p in paths.items()}, "report": report}
 
 
+def _units_by_task(rows: dict, specs: list[MetricSpec]) -> dict[str, int]:
+    """{task: fewest independent units any stage was scored on} (stages can differ under a limit)."""
+    units: dict[str, int] = {}
+    for spec in specs:
+        for row in rows[spec.key].values():
+            if row["kind"] == "stage" and row.get("n_units") is not None:
+                units[spec.task] = min(units.get(spec.task, row["n_units"]), row["n_units"])
+    return units
+
+
+def _fit_summary(results: dict[str, dict], stages: list[str]) -> dict[str, dict[str, dict]]:
+    """{task: {stage: {"fitted", "set_aside"}}} for the tasks where a stage's harness cut or set aside items."""
+    out: dict[str, dict[str, dict]] = {}
+    for stage in stages:
+        for task, scores in results[stage].items():
+            fit = scores.get("fit") if isinstance(scores, dict) and not task.startswith("_") else None
+            if fit and (fit.get("n_fitted") or fit.get("n_set_aside")):
+                out.setdefault(task, {})[stage] = {"fitted": fit.get("n_fitted", 0),
+                                                   "set_aside": fit.get("n_set_aside", 0)}
+    return out
+
+
+def _warnings(rows: dict, specs: list[MetricSpec], fit: dict, min_units: int) -> list[str]:
+    """What a reader must know before trusting the numbers: thin tasks and items that did not fit."""
+    out = []
+    for task, n in _units_by_task(rows, specs).items():
+        if n < min_units:
+            out.append(f"{_task_label(task)}: only {n} independent units (item groups or documents) in this "
+                       f"split, fewer than {min_units}: its intervals are unreliable and its comparisons are "
+                       f"marked too few to tell.")
+    for task, by_stage in fit.items():
+        aside = {s: c["set_aside"] for s, c in by_stage.items() if c["set_aside"]}
+        fitted = {s: c["fitted"] for s, c in by_stage.items() if c["fitted"]}
+        if aside:
+            out.append(f"{_task_label(task)}: items set aside because they do not fit the model's context "
+                       f"({', '.join(f'{s}: {n}' for s, n in aside.items())}); scores are over the rest.")
+        if fitted:
+            out.append(f"{_task_label(task)}: items scored with their context cut from the left to fit the "
+                       f"model ({', '.join(f'{s}: {n}' for s, n in fitted.items())}).")
+    return out
+
+
+def _check_line(c: dict) -> str:
+    where = f"{c.get('asset', '?')} / {c.get('check', '?')}"
+    if c.get("partition"):
+        where += f" (partition {c['partition']})"
+    text = f"**{c.get('status', 'failed')}** `{where}`"
+    return text + (f": {c['description']}" if c.get("description") else "")
+
+
+def _provenance_line(name: str, b: dict) -> str:
+    head = f"`{name}` ({b.get('kind', '?')}, {b.get('n_items', '?')} items in {b.get('n_groups', '?')} groups)"
+    if b.get("teachers"):
+        docs = b.get("source_documents") or []
+        n_docs = b.get("n_source_documents", len(docs))
+        shown = ", ".join(docs) + (", …" if n_docs > len(docs) else "")
+        text = f"{head}: generated by teacher {', '.join(b['teachers'])}"
+        if b.get("judges"):
+            text += f", judged by {', '.join(b['judges'])}"
+        if b.get("prompt_versions"):
+            text += f", prompts {', '.join(b['prompt_versions'])}"
+        return text + f", from {n_docs} held-out documents" + (f" ({shown})" if shown else "")
+    return f"{head}: read from `{b.get('file', '?')}`"
+
+
 def _json_default(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -258,12 +349,13 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
 
 
-def _cell(row: dict | None) -> str:
+def _cell(row: dict | None, min_units: int = stats.MIN_UNITS) -> str:
     if not row:
         return "—"
     if row["lo"] is None:
         return _fmt(row["value"])
-    return f"{_fmt(row['value'])} [{_fmt(row['lo'])}, {_fmt(row['hi'])}]"
+    few = " †" if row.get("n_units") is not None and row["n_units"] < min_units else ""
+    return f"{_fmt(row['value'])} [{_fmt(row['lo'])}, {_fmt(row['hi'])}]{few}"
 
 
 def _diff_cell(c: dict) -> str:
@@ -279,7 +371,8 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     names = list(report["stages"]) + list(report["baselines"]) + ["chance"]
     rows = []
     for name in names:
-        cells = [_cell(report["rows"][m["key"]].get(name)) for m in metrics]
+        cells = [_cell(report["rows"][m["key"]].get(name), report.get("min_units", stats.MIN_UNITS))
+                 for m in metrics]
         if any(c != "—" for c in cells):
             rows.append([name] + cells)
     return header, rows
@@ -295,6 +388,9 @@ def format_stage_table(report: dict) -> str:
     for m in report["metrics"]:
         for c in report["comparisons"].get(m["key"], []):
             lines.append(f"{m['label']}: {c['from']} → {c['to']}: {_diff_cell(c)} → {c['verdict']}")
+    lines += [f"warning: {w}" for w in report.get("warnings", [])]
+    lines += [f"check {c.get('status', 'failed')}: {c.get('asset')} / {c.get('check')}"
+              for c in report.get("checks") or []]
     return "\n".join(lines)
 
 
@@ -310,7 +406,9 @@ def format_markdown(report: dict) -> str:
         *("| " + " | ".join(r) + " |" for r in rows), "",
         "## Stage comparisons (paired, on the same items)", "",
         "Δ is the later stage minus the earlier one (×: ratio of perplexities); the verdict is "
-        "*helped* or *hurt* when the paired 95% CI excludes 0, else *no significant change*.", "",
+        "*helped* or *hurt* when the paired 95% CI excludes 0, else *no significant change*; "
+        f"*too few to tell* when fewer than {report.get('min_units', stats.MIN_UNITS)} independent units "
+        "(item groups or documents) were compared, whatever the interval says.", "",
         "| metric | comparison | n | Δ [95% CI] | p (bootstrap) | McNemar p | verdict |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
@@ -326,7 +424,48 @@ def format_markdown(report: dict) -> str:
     if styles:
         lines += ["", "Tasks ending in `@chat` were prompted through the model's chat template; the same "
                       "task without the suffix used plain prompts."]
+    lines += _extra_sections(report)
     return "\n".join(lines) + "\n"
+
+
+def _extra_sections(report: dict) -> list[str]:
+    """Warnings, failed/warned asset checks and benchmark provenance, as Markdown lines."""
+    lines = []
+    if report.get("warnings"):
+        lines += ["", "## Warnings", "", "† in the table: fewer than "
+                  f"{report.get('min_units', stats.MIN_UNITS)} independent units behind the interval.", ""]
+        lines += [f"- {w}" for w in report["warnings"]]
+    if report.get("checks") is not None:
+        lines += ["", "## Asset checks that failed or warned upstream", ""]
+        lines += [f"- {_check_line(c)}" for c in report["checks"]] or ["- none: every check upstream passed."]
+    provenance = report.get("provenance") or {}
+    if provenance.get("suite") or provenance.get("benchmarks"):
+        lines += ["", "## Where the benchmarks come from", ""]
+        suite = provenance.get("suite") or {}
+        if suite:
+            lines += ["Suite: " + ", ".join(f"{k} {v}" for k, v in suite.items()), ""]
+        lines += [f"- {_provenance_line(n, b)}" for n, b in (provenance.get("benchmarks") or {}).items()]
+    return lines
+
+
+def _html_extra(report: dict) -> str:
+    """The warnings, checks and provenance sections as HTML (plain lists; Markdown bold/code dropped)."""
+    def items(lines):
+        return "<ul>" + "".join(f"<li>{html.escape(x.replace('**', '').replace('`', ''))}</li>"
+                                for x in lines) + "</ul>"
+    out = []
+    if report.get("warnings"):
+        out.append("<h2>Warnings</h2>" + items(report["warnings"]))
+    if report.get("checks") is not None:
+        out.append("<h2>Asset checks that failed or warned upstream</h2>"
+                   + items([_check_line(c) for c in report["checks"]] or ["none: every check upstream passed."]))
+    provenance = report.get("provenance") or {}
+    if provenance.get("benchmarks") or provenance.get("suite"):
+        suite = provenance.get("suite") or {}
+        out.append("<h2>Where the benchmarks come from</h2>"
+                   + (f"<p>Suite: {html.escape(', '.join(f'{k} {v}' for k, v in suite.items()))}</p>" if suite else "")
+                   + items([_provenance_line(n, b) for n, b in (provenance.get("benchmarks") or {}).items()]))
+    return "\n".join(out)
 
 
 def _html(report: dict, markdown: str, png: bytes) -> str:
@@ -356,6 +495,7 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 <table><thead><tr><th>metric</th><th>comparison</th><th>Δ [95% CI]</th><th>p</th><th>verdict</th></tr></thead>
 <tbody>{comp}</tbody></table>
 <img alt="scores by stage" src="data:image/png;base64,{image}">
+{_html_extra(report)}
 <details><summary>Markdown report</summary><pre>{html.escape(markdown)}</pre></details>
 </body></html>
 """

@@ -79,6 +79,39 @@ def suite_baselines(suite_dir: str | os.PathLike, post_training_rows: Iterable[d
     return out
 
 
+PROVENANCE_DOCS_SHOWN = 20  # source documents named per benchmark in the report (all are counted)
+
+
+def suite_provenance(suite_dir: str | os.PathLike, split: str = "test") -> dict[str, dict]:
+    """Where every benchmark's items of one split come from, read from the items themselves.
+
+    Generated items carry their provenance (teacher_model, judge_model, prompt_version, the
+    held-out seed document in source/doc_id: see curation.synthetic.chain), so the answer does
+    not depend on the caller remembering how the suite was built; a user's own file just names
+    its path. Returns {name: {"kind", "file", "split", "n_items", "n_groups", "origin":
+    "generated"|"file", "teachers", "judges", "prompt_versions", "source_documents" (the first
+    PROVENANCE_DOCS_SHOWN), "n_source_documents"}}.
+    """
+    manifest = read_manifest(suite_dir)
+    out: dict[str, dict] = {}
+    for name, b in manifest["benchmarks"].items():
+        items = read_split(suite_dir, name, split) if b.get(f"n_{split}") else []
+
+        def values(key: str) -> list[str]:
+            return sorted({str(i[key]) for i in items if i.get(key) not in (None, "")})
+
+        teachers = values("teacher_model")
+        # Generated items name their seed document by source (its file/URL) and doc_id; either will do.
+        docs = sorted({str(i.get("source") or i.get("doc_id")) for i in items if i.get("source") or i.get("doc_id")})
+        out[name] = {"kind": b["kind"], "file": b["source"], "split": split, "n_items": len(items),
+                     "n_groups": len({str(i.get("group", i["id"])) for i in items}),
+                     "origin": "generated" if teachers else "file", "teachers": teachers,
+                     "judges": values("judge_model"), "prompt_versions": values("prompt_version"),
+                     "source_documents": docs[:PROVENANCE_DOCS_SHOWN] if teachers else [],
+                     "n_source_documents": len(docs) if teachers else 0}
+    return out
+
+
 def write_generated_sources(items: Iterable[dict], out_dir: str | os.PathLike, prefix: str = "heldout") -> dict:
     """Write generated benchmark items (each with a "kind") as one `<prefix>_<kind>.jsonl` per kind.
 

@@ -102,13 +102,14 @@ def _build_tokenizer(corpus: list[str], out_dir: Path):
     return wrapped
 
 
-def _build_model(tokenizer, out_dir: Path, train_texts: list[str] | None = None, steps: int = 150) -> Path:
+def _build_model(tokenizer, out_dir: Path, train_texts: list[str] | None = None, steps: int = 150,
+                 max_positions: int = 256) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=max_positions,
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id)
     model = LlamaForCausalLM(config)
@@ -290,6 +291,75 @@ def test_generative_tasks_are_also_scored_through_the_chat_template(suite, tmp_p
     assert result["_meta"]["chat_template"] == ["modelworks_qa"]
 
 
+def test_items_longer_than_the_models_context_are_fitted_or_set_aside_never_a_crash(suite, tmp_path):
+    """lm-eval asserts that every option fits the model's context: one long option used to crash the stage.
+
+    A model with a 32-token context; MCQ and completion items whose option alone is longer
+    (set aside, with their reason), items whose question/context is longer but whose options fit
+    (scored with the context cut from the left: "fitted"), and items that fit as they are.
+    """
+    from transformers import AutoTokenizer
+
+    from evaluation.harness import evaluate_model
+    from evaluation.lm_eval_tasks import write_task_configs
+
+    tokenizer = AutoTokenizer.from_pretrained(suite["random_model"])
+    model = _build_model(tokenizer, tmp_path / "short_model", max_positions=32)
+    long_text = " ".join(f"the {EQUIPMENT[k % 8]} showed {CAUSES[k % 4]}" for k in range(10))
+    mcq, completion = [], []
+    for i, equipment in enumerate(EQUIPMENT):
+        question, choices = f"Cause in a {equipment}?", list(CAUSES)
+        if i < 2:  # one option longer than the whole context: set aside
+            choices[3] = f"{long_text} then {i}"
+        elif i < 5:  # a long question, short options: fitted
+            question = f"{long_text}. What made the {equipment} vibrate?"
+        mcq.append({"id": f"mcq-{i}", "question": question, "choices": choices, "answer": 0, "fact_id": f"f{i}"})
+        context, endings = f"The {equipment} vibrated, so the technician", ["checked it.", "left."]
+        if i == 0:
+            endings[1] = long_text
+        elif i < 3:
+            context = f"{long_text}. The {equipment} vibrated, so the technician"
+        completion.append({"id": f"completion-{i}", "context": context, "endings": endings, "label": 0})
+    summaries = [{"id": f"summary-{i}", "document": f"The {e} vibrated.", "summary": "It vibrated."}
+                 for i, e in enumerate(EQUIPMENT[:2])]
+    data = tmp_path / "benchmarks"
+    data.mkdir()
+    for kind, rows in (("mcq", mcq), ("completion", completion), ("summarization", summaries)):
+        (data / f"{kind}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tasks = write_task_configs(data, tmp_path / "tasks")
+
+    def n_tokens(text):
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # The cases are what they claim to be for this tokenizer (lm-eval's limit: continuation <= 32,
+    # context + continuation <= 33).
+    assert n_tokens(" " + mcq[0]["choices"][3]) > 32 and n_tokens(" " + completion[0]["endings"][1]) > 32
+    assert n_tokens(f"Question: {mcq[2]['question']}\nAnswer:") > 40
+    assert all(n_tokens(f"Question: {m['question']}\nAnswer: {c}") <= 33 for m in mcq[5:] for c in m["choices"])
+
+    result = evaluate_model(model, tmp_path / "tasks", tasks)  # used to raise AssertionError
+
+    fit = result["modelworks_mcq"]["fit"]
+    assert fit["max_length"] == 32 and (fit["n_set_aside"], fit["n_fitted"]) == (2, 3)
+    assert [a["id"] for a in fit["set_aside"]] == ["mcq-0", "mcq-1"]
+    assert all("longer than the model's context of 32 tokens" in a["reason"] for a in fit["set_aside"])
+    rows = result["_items"]["modelworks_mcq"]
+    assert [r["id"] for r in rows] == [f"mcq-{i}" for i in range(2, 8)]
+    assert [r["id"] for r in rows if r.get("fitted")] == ["mcq-2", "mcq-3", "mcq-4"]
+    assert result["modelworks_mcq"]["n_samples"] == 6
+    # The task's score is over the items that were scored, not the set-aside ones.
+    assert result["modelworks_mcq"]["acc"] == pytest.approx(sum(r["acc"] for r in rows) / len(rows))
+    assert result["modelworks_completion"]["fit"]["n_set_aside"] == 1
+    assert result["modelworks_completion"]["fit"]["n_fitted"] == 2
+    assert len(result["_items"]["modelworks_completion"]) == 7
+    # A generation budget (48 tokens) larger than the context: every summary set aside, none scored.
+    summary = result["modelworks_summarization"]
+    assert summary["fit"]["n_set_aside"] == 2 and summary["n_samples"] == 0 and summary["rougeL"] is None
+    assert "max_gen_toks 48" in summary["fit"]["set_aside"][0]["reason"]
+    assert result["_meta"]["fit"]["modelworks_mcq"] == {"fitted": 3, "set_aside": 2}
+    json.dumps(result)
+
+
 def test_text_perplexity_keeps_every_document(suite):
     from evaluation.harness import text_perplexity
 
@@ -421,13 +491,20 @@ def test_stage_report_carries_cis_verdicts_baselines_and_perplexity(scores, suit
     assert mcq["dapt"]["value"] == pytest.approx(scores["trained_model"]["modelworks_mcq"]["acc"])
     comparisons = {(c["from"], c["to"]): c for c in data["comparisons"]["modelworks_mcq/acc"]}
     assert set(comparisons) == {("base", "dapt"), ("dapt", "sft"), ("base", "sft")}
-    assert comparisons[("dapt", "sft")]["verdict"] == "no significant change"  # the same model
+    # 8 facts are fewer independent groups than a verdict needs (stats.MIN_UNITS), even for the same model.
+    assert {c["verdict"] for c in comparisons.values()} == {"too few to tell"}
+    assert comparisons[("base", "dapt")]["n_units"] == 8 and "mcq: only 8 independent units" in " ".join(
+        data["warnings"])
     assert comparisons[("base", "dapt")]["diff"] > 0 and "mcnemar" in comparisons[("base", "dapt")]
+    # With the bar lowered to what this toy suite has, the same model still shows no change.
+    lowered = build_stage_report(stages, tmp_path / "lowered", stages=["base", "dapt", "sft"], min_units=8)
+    same = [c for c in lowered["report"]["comparisons"]["modelworks_mcq/acc"] if (c["from"], c["to"]) == ("dapt", "sft")]
+    assert same[0]["verdict"] == "no significant change" and lowered["report"]["warnings"] == []
     assert "general_text/perplexity" in data["rows"] and "ratio" in data["comparisons"]["general_text/perplexity"][0]
     for path in report["paths"].values():
         assert Path(path).exists()
     assert Path(report["paths"]["chart"]).read_bytes().startswith(b"\x89PNG")
-    assert "[" in report["markdown"] and "no significant change" in report["markdown"]
+    assert "[" in report["markdown"] and "too few to tell" in report["markdown"]
     saved = json.loads(Path(report["paths"]["json"]).read_text())
     assert saved["stages"] == ["base", "dapt", "sft"] and saved["verdicts"]["modelworks_mcq/acc"]
     assert "<table>" in Path(report["paths"]["html"]).read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation.stats import bootstrap_ci, mcnemar, paired_bootstrap, verdict
+from evaluation.stats import MIN_UNITS, bootstrap_ci, mcnemar, paired_bootstrap, verdict
 
 
 def test_bootstrap_ci_contains_the_true_rate_of_a_bernoulli_sample():
@@ -63,6 +63,36 @@ def test_paired_bootstrap_does_not_flag_a_null_difference_and_has_about_nominal_
         b[flip] = (rng.random(int(flip.sum())) < 0.6).astype(float)
         flagged += verdict(paired_bootstrap(a, b, n_boot=2000, seed=r)) != "no significant change"
     assert flagged <= 12  # 5% expected
+
+
+def test_paired_bootstrap_counts_independent_units():
+    assert paired_bootstrap([0, 1, 0, 1], [1, 1, 1, 1], seed=0)["n_units"] == 4
+    assert paired_bootstrap([0, 1, 0, 1], [1, 1, 1, 1], seed=0, groups=["a", "a", "b", "b"])["n_units"] == 2
+
+
+def test_below_min_units_there_is_no_verdict():
+    """Five pages that all got worse: every resample agrees (p = 1/N_BOOT), the sign test says p = 0.0625."""
+    before, after = [3.0, 3.2, 2.9, 3.5, 3.1], [3.4, 3.3, 3.0, 3.9, 3.2]
+    paired = paired_bootstrap(before, after, seed=0)
+    assert paired["lo"] > 0 and paired["p_value"] < 0.001
+    assert verdict(paired, higher_is_better=False) == "too few to tell"
+    ten = paired_bootstrap(before * 2, after * 2, seed=0, groups=list(range(10)))
+    assert verdict(ten, higher_is_better=False) == "hurt"
+
+
+def test_min_units_is_where_the_bootstrap_false_positive_rate_settles():
+    """Null differences: below MIN_UNITS the paired bootstrap flags a change far more often than 5%."""
+    rng = np.random.default_rng(0)
+
+    def false_positives(n: int, reps: int = 300) -> float:
+        flagged = 0
+        for r in range(reps):
+            p = paired_bootstrap(np.zeros(n), rng.normal(size=n), n_boot=1000, seed=r)
+            flagged += p["lo"] > 0 or p["hi"] < 0
+        return flagged / reps
+
+    assert false_positives(4) > 0.15
+    assert false_positives(MIN_UNITS) < 0.13
 
 
 def test_mcnemar_is_exact_for_few_discordant_pairs():
