@@ -23,7 +23,7 @@ class SeedCorpusConfig(dg.Config):
     min_chunk_words: int = 40
 
 
-@dg.asset(group_name="ingest", code_version="3", kinds={"parquet"},
+@dg.asset(group_name="ingest", code_version="4", kinds={"parquet"},
           description="The domain seed corpus: documents split along headings and paragraphs into chunks with stable "
                       "ids, each document assigned to the generation or the held-out part by a seeded hash.")
 def seed_corpus(context: dg.AssetExecutionContext, config: SeedCorpusConfig, storage: ModelworksStorage,

@@ -6,9 +6,13 @@ Markdown). PDF text is read with pypdf and reflowed: the printed lines of a page
 paragraphs (end-of-line hyphens undone), and short title-like lines are set apart as headings. A PDF
 without a text layer (a scan) counts as `empty`: there is no OCR here. Files that cannot be used are
 counted by reason, never fatal: `empty`, `undecodable` (also a broken or encrypted PDF),
-`unsupported`. Chunks follow the document's own
-structure: Markdown headings (`#`, setext) or, in plain text, short title-like lines (`Chapter 2.
-Pumps`, `3.1 Seal leaks`); sections are packed into chunks of at most `max_words`, and a section
+`unsupported`. Markdown (and HTML) is reduced to what a reader sees (`plain_markdown`): a link becomes
+its text, an image its alt text, emphasis markers and inline HTML tags go, link reference definitions
+and MkDocs admonition markers are dropped; code spans, code blocks and tables stay as they are. Chunks
+follow the document's own structure: Markdown headings (`#`, setext) or, in plain text, numbered
+title lines (`Chapter 2. Pumps`, `3.1 Seal leaks`) and short title-like lines that stand alone between
+blank lines: a line of a hard-wrapped paragraph is never a heading. Sections are packed into chunks of at
+most `max_words`, and a section
 shorter than `min_words` joins its neighbour. Every id is a hash of the document's relative path
 (and the chunk's position and text), so a rerun or another machine gets the same ids.
 
@@ -156,6 +160,8 @@ def read_seed_documents(folder: str | Path) -> tuple[list[SeedDocument], dict[st
         if kind == "html":
             raw, title = _html_to_markdown(raw)
         text = _normalize(raw)
+        if kind in ("markdown", "html"):
+            text = _normalize(plain_markdown(text))
         if not text.strip():
             skipped["empty"] += 1
             continue
@@ -167,6 +173,94 @@ def read_seed_documents(folder: str | Path) -> tuple[list[SeedDocument], dict[st
 def _normalize(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
     return "\n".join(line.rstrip() for line in text.split("\n")).strip() + "\n"
+
+
+# ----------------------------------------------------------------------------- Markdown as a reader sees it
+
+_CODE_SPAN = re.compile(r"(`+)((?:(?!\n\s*\n)[\s\S])+?)\1")
+_IMAGE = re.compile(r"!\[([^\]]*)\]\((?:[^()\s]|\([^)]*\))*(?:\s+\"[^\"]*\")?\)")
+_LINK = re.compile(r"\[((?:[^\[\]]|\[[^\]]*\])+)\]\((?:[^()\s]|\([^)]*\))*(?:\s+\"[^\"]*\")?\)")
+_REF_LINK = re.compile(r"\[((?:[^\[\]]|\[[^\]]*\])+)\]\[[^\]]*\]")
+_AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^>\s]+)>")
+_HTML_TAG = re.compile(r"</?(?:a|abbr|b|br|code|del|details|div|em|font|hr|i|img|ins|kbd|mark|p|s|small|span|strong|"
+                       r"sub|summary|sup|u)\b[^>]*>", re.I)
+_LINK_DEF = re.compile(r"^\s{0,3}\[[^\]]+\]:\s+\S+.*$")
+_ADMONITION = re.compile(r"^\s*(?:!!!|\?\?\?\+?)\s*[\w-]+(?:\s+\"[^\"]*\")?\s*$")
+_EMPHASIS = [re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"), re.compile(r"(?<!\w)__(?=\S)(.+?)(?<=\S)__(?!\w)"),
+             re.compile(r"(?<![\w*])\*(?=[^\s*])([^*]+?)(?<=\S)\*(?![\w*])"),
+             re.compile(r"(?<![\w_])_(?=[^\s_])([^_]+?)(?<=\S)_(?![\w_])")]
+
+
+def plain_inline(line: str) -> str:
+    """Markdown text (a line or a paragraph: a link's text may wrap) without link syntax, emphasis markers and
+    inline HTML; code spans kept as they are."""
+    spans: list[str] = []
+
+    def keep(m: re.Match) -> str:
+        spans.append(m.group(0))
+        return f"\x00{len(spans) - 1}\x00"
+
+    s = _CODE_SPAN.sub(keep, line)
+    s = re.sub(r"<!--.*?-->", "", s)
+    s = _IMAGE.sub(lambda m: m.group(1), s)
+    for _ in range(2):  # a link inside a link's text ("[![badge](img)](url)")
+        s = _LINK.sub(lambda m: m.group(1), s)
+    s = _REF_LINK.sub(lambda m: m.group(1), s)
+    s = _AUTOLINK.sub(lambda m: m.group(1), s)
+    s = _HTML_TAG.sub("", s)
+    for pat in _EMPHASIS:
+        s = pat.sub(lambda m: m.group(1), s)
+    return re.sub("\x00(\\d+)\x00", lambda m: spans[int(m.group(1))], s)
+
+
+def plain_markdown(text: str) -> str:
+    """Markdown as a reader sees it, line for line: links become their text (images their alt text), emphasis
+    markers, inline HTML tags and comments go; link reference definitions and MkDocs admonition markers
+    (`!!! note`, whose indented body is dedented) and mkdocstrings directives (`::: module.name`) are dropped.
+    Fenced code blocks, code spans, tables,
+    headings and list markers are left as they are, so chunking still sees the document's structure."""
+    out: list[str] = []
+    prose: list[str] = []  # the lines since the last code block: inline markup may wrap from line to line
+    fence = ""
+    admonition = directive = False
+
+    def flush() -> None:
+        if prose:
+            out.extend(plain_inline(re.sub(r"<!--.*?-->", "", "\n".join(prose), flags=re.S)).split("\n"))
+            prose.clear()
+
+    for line in text.split("\n"):
+        m = _FENCE.match(line)
+        if fence:
+            out.append(line[4:] if admonition and line.startswith("    ") else line)
+            if m and m.group(1) == fence:
+                fence = ""
+            continue
+        if admonition:
+            if line.startswith("    ") or not line.strip():
+                line = line[4:]
+            else:
+                admonition = False
+        if m:
+            flush()
+            fence = m.group(1)
+            out.append(line)
+            continue
+        if _ADMONITION.match(line):
+            admonition = True
+            prose.append("")
+            continue
+        if _LINK_DEF.match(line):
+            continue
+        if line.startswith(":::"):  # a mkdocstrings directive ("::: httpx.get"): options indented below it
+            directive = True
+            continue
+        if directive and line.startswith("    ") and line.strip().startswith(":"):
+            continue
+        directive = False
+        prose.append(line)
+    flush()
+    return "\n".join(out)
 
 
 # ----------------------------------------------------------------------------- headings and sections
@@ -182,8 +276,10 @@ def _plain_heading_level(line: str, prev_blank: bool, next_blank: bool) -> int:
     """Level of a title-like line in plain text, 0 if it reads as body text.
 
     A heading is short (<= 12 words), does not end like a sentence or a list entry, and starts
-    after a blank line; a numbered line that could be a list entry ("1. Pumps") must also stand
-    alone (blank line after it). Its level is the depth of its numbering ("3" -> 1, "3.1" -> 2); a
+    after a blank line. A numbered title ("3.1 Seal leaks", "Chapter 2. Pumps") may be followed
+    directly by its text; an unnumbered line, or a numbered one that could be a list entry
+    ("1. Pumps"), must stand alone (blank line after it): the first line of a hard-wrapped
+    paragraph is body text. Its level is the depth of its numbering ("3" -> 1, "3.1" -> 2); a
     "Chapter/Section/Part" line or an unnumbered one is level 1.
     """
     s = line.strip()
@@ -195,8 +291,12 @@ def _plain_heading_level(line: str, prev_blank: bool, next_blank: bool) -> int:
         return 0
     m = _NUMBERED.match(s)
     if m and m.group(1):
+        if any(len(part) > 3 for part in m.group(1).split(".")):  # "2019 was the year ..." is not a heading
+            return 0 if not next_blank else 1
         return min(6, m.group(1).count(".") + 1)
-    return 1
+    if m or next_blank:
+        return 1
+    return 0
 
 
 def _first_heading(text: str, kind: str) -> str:
@@ -267,6 +367,9 @@ def _split_long(paragraph: str, max_words: int) -> list[str]:
     """A paragraph over `max_words`, cut at sentence ends (or, failing that, every `max_words` words)."""
     if _words(paragraph) <= max_words:
         return [paragraph]
+    lines = paragraph.split("\n")
+    if _FENCE.match(lines[0]) or any(_LIST_ITEM.match(x) or x.lstrip().startswith("|") for x in lines):
+        return _split_lines(lines, max_words)
     sentences = re.split(r"(?<=[.!?])\s+", paragraph)
     pieces, cur = [], []
     for s in sentences:
@@ -279,6 +382,33 @@ def _split_long(paragraph: str, max_words: int) -> list[str]:
     if cur:
         pieces.append(" ".join(cur))
     return pieces
+
+
+def _split_lines(lines: list[str], max_words: int) -> list[str]:
+    """A long list, table or code block cut between its lines (a list item with its continuation lines
+    stays whole), lines kept as lines; a code block's pieces each get their fences, a table's its header."""
+    fence = lines[0].strip()[:3] if _FENCE.match(lines[0]) else ""
+    body = lines[1:-1] if fence and len(lines) > 1 and _FENCE.match(lines[-1]) else lines[1:] if fence else lines
+    header = body[:2] if not fence and len(body) > 2 and re.match(r"^\s*\|?\s*:?-{3,}", body[1]) else []
+    units: list[list[str]] = []
+    for line in body[len(header):]:
+        cont = units and not fence and line[:1] in (" ", "\t") and not _LIST_ITEM.match(line)
+        if cont:
+            units[-1].append(line)
+        else:
+            units.append([line])
+    pieces, cur = [], []
+    budget = max(1, max_words - _words(" ".join(header)) - (1 if fence else 0))
+    for unit in units:
+        if cur and _words(" ".join(cur + unit)) > budget:
+            pieces.append(cur)
+            cur = []
+        cur = cur + unit
+    if cur:
+        pieces.append(cur)
+    if fence:
+        return ["\n".join([lines[0], *p, fence]) for p in pieces]
+    return ["\n".join(header + p) for p in pieces]
 
 
 def chunk_document(doc: SeedDocument, max_words: int = 350, min_words: int = 40) -> list[Chunk]:

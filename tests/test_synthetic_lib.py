@@ -50,7 +50,7 @@ def test_rules_chain_on_the_demo_manuals_gives_traceable_grounded_sft_and_prefer
         assert user["role"] == "user" and assistant["role"] == "assistant" and assistant["content"].strip()
         chunk = by_id[row["chunk_id"]]  # every row traces to its chunk and document
         assert row["doc_id"] == chunk.doc_id and row["source"] == chunk.source
-        assert row["teacher_model"] == "rules-v1" and row["prompt_version"] == "v1"
+        assert row["teacher_model"] == "rules-v2" and row["prompt_version"] == "v1"
         assert set(row["judge_scores"]) == {"grounded", "correct", "helpful", "well_formed"}
         assert row["judge_mean"] >= 3.5
         assert answer_supported_by_chunk(assistant["content"], chunk.text)[0], row
@@ -200,13 +200,13 @@ def test_on_policy_answers_come_from_the_given_model_and_are_ranked_by_the_judge
     r = run_chain(chunks[:4], RulesTeacher(), ChainConfig(kinds=("qa",), answers_per_question=2), answerer=policy,
                   log=QUIET)
     assert policy.seen and all(len(p) == 1 and '"""' not in p[0]["content"] for p in policy.seen)
-    assert r.sft and all(row["answer_model"] == "policy-sft" and row["teacher_model"] == "rules-v1" for row in r.sft)
+    assert r.sft and all(row["answer_model"] == "policy-sft" and row["teacher_model"] == "rules-v2" for row in r.sft)
     assert r.preferences and all("not sure" in p["rejected"][0]["content"] for p in r.preferences)
     assert r.stats["answer_model"] == "policy-sft"
     # the judge is its own teacher when given (e.g. a lexical judge beside a small generator)
     r = run_chain(chunks[:2], ScriptedTeacher(lambda *a: None), ChainConfig(kinds=("qa",)), judge=RulesTeacher(),
                   log=QUIET)
-    assert r.sft and {(row["teacher_model"], row["judge_model"]) for row in r.sft} == {("scripted", "rules-v1")}
+    assert r.sft and {(row["teacher_model"], row["judge_model"]) for row in r.sft} == {("scripted", "rules-v2")}
 
 
 def test_rules_teacher_malformed_knob_feeds_the_quarantine(demo_chunks):

@@ -13,6 +13,19 @@ stage works breadth-first over all chunks, so a concurrent teacher sees many req
 Replies that do not parse, are empty or off-topic, and judge verdicts that do not parse, are kept
 in the quarantine with their reason; the run never stops on them.
 
+Whatever the teacher (the rules writer, SmolLM2, a server), the chain checks what it wrote
+(`curation.synthetic.checks`): every topic, question, option, completion, summary request and
+answer has a form check of its kind (a question ends in "?" and asks something with a subject,
+with no empty template slot, broken phrase or Markdown fragment; a completion is cut at a clause
+boundary, both halves substantial; a summary is whole sentences; an answer is no lead-in "...:"),
+and what fails it is quarantined with the reason. The judge's verdict is joined by the chain's own
+grounding criterion (`claim_support`: each claim of the answer must be covered by one or two
+adjacent units of the chunk that are about what the question asks, with the same polarity): an
+answer that fails it scores grounded = 1, so it is never kept, whatever the judge said, and a
+question whose best answer fails it is quarantined as `unsupported_by_chunk`, `answer_off_question`,
+`contradicts_chunk` or `answer_adds_nothing`. The blocking asset check tests the kept answers again
+with another method (`grounding.answer_supported_by_chunk`); in a healthy run it finds nothing.
+
 `generate_benchmark_items` runs the same chain on held-out chunks and writes benchmark items in
 the JSONL schema of each kind (mcq: question, choices, answer; qa: question, answers;
 completion: context, endings, label; summarization: document, summary).
@@ -20,6 +33,7 @@ completion: context, endings, label; summarization: document, summary).
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +41,8 @@ from typing import Callable
 
 from curation.seed import Chunk
 from curation.synthetic.base import Sampling, Teacher
+from curation.synthetic.checks import (answer_problem, claim_support, completion_problem, markup_fragment,
+                                       options_problem, question_problem, request_problem, topic_problem)
 from curation.synthetic.grounding import answer_supported_by_chunk  # noqa: F401  (re-exported for asset checks)
 from curation.synthetic.parse import (RUBRIC, ParseError, answer_letter, parse_answer, parse_completion,
                                       parse_judge, parse_mcq, parse_question, parse_request, parse_topics)
@@ -34,6 +50,9 @@ from curation.synthetic.prompts import PromptSet, load_prompts
 from curation.synthetic.text import content_words, jaccard, normalize, shingles
 
 KINDS = ("mcq", "qa", "completion", "summarization")
+# quarantine reasons for answers the chain's grounding criterion rejects (checks.Support.reason -> reason)
+SUPPORT_REASONS = {"unsupported": "unsupported_by_chunk", "off_question": "answer_off_question",
+                   "contradicts_chunk": "contradicts_chunk", "no_new_content": "answer_adds_nothing"}
 
 
 @dataclass
@@ -52,6 +71,12 @@ class ChainConfig:
     greedy_first_answer: bool = True
     preference_margin: float = 1.0        # chosen mean - rejected mean, at least
     near_dup_threshold: float = 0.8       # Jaccard of word 3-gram shingles between two questions of one kind
+    # form checks of every topic, question and answer (quarantined with the reason when they fail)
+    form_checks: bool = True
+    # the chain's own grounding criterion beside the judge: an answer whose claims its chunk does not support
+    # (or contradicts) scores grounded = 1; min_support: the share of a claim's new words its evidence must cover
+    support_check: bool = True
+    min_support: float = 0.75
     prompt_version: str = "v1"
     prompts_dir: str = ""                 # empty = the packaged prompts (curation/synthetic/prompts)
     seed: int = 0
@@ -175,7 +200,10 @@ class _Run:
             vocab = set(content_words(ch.text + " " + ch.heading))
             kept = 0
             for t in topics:
-                if set(content_words(t)) & vocab:
+                problem = topic_problem(t) if c.form_checks else None
+                if problem:
+                    self.quarantined("topics", problem, ch, comp.text, topic=t)
+                elif set(content_words(t)) & vocab:
                     out.append((ch, t))
                     kept += 1
                 else:
@@ -205,6 +233,10 @@ class _Run:
             if not set(content_words(item["dedup_text"])) & set(content_words(ch.text)):
                 self.quarantined("question", "off_topic", ch, comp.text, kind=kind, topic=topic)
                 continue
+            problem = self._form_problem(kind, item) if c.form_checks else None
+            if problem:
+                self.quarantined("question", problem, ch, comp.text, kind=kind, topic=topic)
+                continue
             item.update(id=_id(ch.id, kind, normalize(item["user"])), kind=kind, topic=topic, chunk_id=ch.id,
                         doc_id=ch.doc_id, source=ch.source, chunk=ch)
             items.append(item)
@@ -222,6 +254,8 @@ class _Run:
             return {"question": question, "dedup_text": question, "user": p.sft_user("qa", question=question)}
         if kind == "completion":
             context, ending, wrong = parse_completion(text)
+            if self.cfg.form_checks:  # a wrong ending that is a Markdown fragment would give itself away
+                wrong = [w for w in wrong if not markup_fragment(w)]
             if self.benchmark and len(wrong) < 3:
                 raise ParseError("wrong_option_count", f"{len(wrong)} wrong endings")
             return {"context": context, "ending": ending, "wrong_endings": wrong[:3], "dedup_text": context,
@@ -231,6 +265,17 @@ class _Run:
             return {"request": request, "dedup_text": request,
                     "user": p.sft_user("summarization", request=request, passage=ch.text)}
         raise ValueError(f"unknown kind {kind!r}")
+
+    @staticmethod
+    def _form_problem(kind: str, item: dict) -> str | None:
+        """The reason an item of this kind fails its form check, None when it passes."""
+        if kind == "mcq":
+            return question_problem(item["question"]) or options_problem(item["options"])
+        if kind == "qa":
+            return question_problem(item["question"])
+        if kind == "completion":
+            return completion_problem(item["context"], item["ending"])
+        return request_problem(item["request"])
 
     def dedup(self, items: list[dict]) -> list[dict]:
         """Drop exact, then near-duplicate questions within each kind (first one kept, in chunk order)."""
@@ -263,6 +308,10 @@ class _Run:
             if not text:
                 self.quarantined("answer", "empty", it["chunk"], comp.text, kind=it["kind"], item_id=it["id"], sample=s)
                 continue
+            problem = answer_problem(it["kind"], text) if self.cfg.form_checks else None
+            if problem:
+                self.quarantined("answer", problem, it["chunk"], comp.text, kind=it["kind"], item_id=it["id"], sample=s)
+                continue
             it["answers"].append({"sample": s, "text": text, "model": teacher.model_name})
 
     def judge_answers(self, items: list[dict]) -> None:
@@ -280,8 +329,32 @@ class _Run:
                 continue
             if it["kind"] == "mcq" and answer_letter(a["text"]) != it["key"]:
                 scores["correct"] = 1  # the answer picks another option than the question's key
+            if self.cfg.support_check:
+                support = self.support(it, a["text"])
+                a["support"] = support.score
+                if not support.ok:  # whatever the judge said, the chunk does not back this answer
+                    scores["grounded"] = 1
+                    a["unsupported"] = SUPPORT_REASONS[support.reason]
             a["scores"] = scores
             a["mean"] = round(sum(scores.values()) / len(scores), 3)
+
+    def support(self, it: dict, answer: str):
+        """The chain's grounding criterion for one answer of an item (see `checks.claim_support`)."""
+        ch, kind = it["chunk"], it["kind"]
+        if kind == "completion":  # the claim is the whole sentence, beginning and ending
+            return claim_support(f"{it['context']} {answer}", ch.text, kind=kind, heading=ch.heading,
+                                 min_support=self.cfg.min_support)
+        if kind == "summarization":
+            return claim_support(answer, ch.text, kind=kind, heading=ch.heading, min_support=self.cfg.min_support)
+        if kind == "mcq":  # the chosen option (and any explanation) against the question's stem
+            letter = answer_letter(answer)
+            text = answer
+            if letter is not None and re.match(r"^\s*\(?[A-Da-d][\).:]?\s*$", answer):
+                text = it["options"][letter]  # a bare letter stands for its option
+            return claim_support(text, ch.text, question=it["question"], kind=kind, heading=ch.heading,
+                                 min_support=self.cfg.min_support)
+        return claim_support(answer, ch.text, question=it["question"], kind=kind, heading=ch.heading,
+                             min_support=self.cfg.min_support)
 
     def stats(self, items: list[dict], accepted: Counter, extra: dict) -> dict:
         totals = Counter()
@@ -344,8 +417,9 @@ def run_chain(chunks: list[Chunk], teacher: Teacher, cfg: ChainConfig = ChainCon
             continue
         best, worst = scored[0], scored[-1]
         if not passes_judge(best, cfg):
-            it["status"] = "below_threshold"
-            run.quarantined("judge", "below_threshold", it["chunk"], best["text"], kind=it["kind"], item_id=it["id"],
+            reason = best.get("unsupported") or "below_threshold"
+            it["status"] = reason
+            run.quarantined("judge", reason, it["chunk"], best["text"], kind=it["kind"], item_id=it["id"],
                             judge_scores=best["scores"], judge_mean=best["mean"])
             continue
         it["status"] = "accepted"
@@ -353,7 +427,8 @@ def run_chain(chunks: list[Chunk], teacher: Teacher, cfg: ChainConfig = ChainCon
         prov = run.provenance(it)
         sft.append({"messages": [{"role": "user", "content": it["user"]},
                                  {"role": "assistant", "content": best["text"]}],
-                    **prov, "answer_model": best["model"], "judge_scores": best["scores"], "judge_mean": best["mean"]})
+                    **prov, "answer_model": best["model"], "judge_scores": best["scores"], "judge_mean": best["mean"],
+                    "support": best.get("support")})
         if len(scored) > 1 and best["mean"] - worst["mean"] >= cfg.preference_margin \
                 and normalize(best["text"]) != normalize(worst["text"]):
             prefs.append({"prompt": [{"role": "user", "content": it["user"]}],
@@ -375,9 +450,16 @@ def generate_benchmark_items(chunks: list[Chunk], teacher: Teacher, cfg: ChainCo
 
     The reference answer is the teacher's greedy answer; the judge must rate it above the
     threshold, and for multiple choice it must pick the question's own key (a second reading
-    that catches wrong keys). Choices/endings are ordered by a seeded hash, so the correct
-    position is not always the same.
+    that catches wrong keys). Then the options of multiple-choice and completion items are
+    rebuilt so that only knowledge tells them apart (`evaluation.benchmark_items`): distractors
+    of the key's type and length from the teacher and the item's own document, the item
+    quarantined (stage "options") when a blind rule could still pick its key. Choices/endings are
+    ordered by a seeded hash, so the correct position is not always the same.
     """
+    from evaluation.benchmark_items import OptionBuilder
+    from evaluation.baselines import baseline_summary
+
+    options = OptionBuilder(chunks, seed=cfg.seed)
     run = _Run(chunks, teacher, cfg, judge, None, log, benchmark=True)
     log(f"synthetic benchmark: {len(chunks)} held-out chunks, kinds {list(cfg.kinds)}")
     items = run.questions(run.topics())
@@ -398,20 +480,30 @@ def generate_benchmark_items(chunks: list[Chunk], teacher: Teacher, cfg: ChainCo
             run.quarantined("judge", "below_threshold", it["chunk"], a["text"], kind=it["kind"], item_id=it["id"],
                             judge_scores=a["scores"], judge_mean=a["mean"])
             continue
-        it["status"] = "accepted"
-        accepted[it["kind"]] += 1
         prov = {**run.provenance(it), "judge_scores": a["scores"], "judge_mean": a["mean"]}
-        if it["kind"] == "mcq":
-            body = {"question": it["question"], "choices": it["options"], "answer": it["key"]}
+        if it["kind"] in ("mcq", "completion"):
+            mcq = it["kind"] == "mcq"
+            asked, key = (it["question"], it["options"][it["key"]]) if mcq else (it["context"], it["ending"])
+            wrong = [o for k, o in enumerate(it["options"]) if k != it["key"]] if mcq else it["wrong_endings"]
+            built = options.build(asked, key, wrong, it["chunk"], item_id=it["id"], completion=not mcq)
+            if built.rejected:
+                it["status"] = "options_rejected"
+                run.quarantined("options", built.reason, it["chunk"], key, kind=it["kind"], item_id=it["id"])
+                continue
+            prov["distractor_sources"] = built.sources
+            body = ({"question": asked, "choices": built.options, "answer": built.answer} if mcq else
+                    {"context": asked, "endings": built.options, "label": built.answer})
         elif it["kind"] == "qa":
             body = {"question": it["question"], "answers": [a["text"]]}
-        elif it["kind"] == "completion":
-            endings = sorted([it["ending"]] + it["wrong_endings"], key=lambda e: _id(cfg.seed, it["id"], e))
-            body = {"context": it["context"], "endings": endings, "label": endings.index(it["ending"])}
         else:
             body = {"document": it["chunk"].text, "summary": a["text"]}
+        it["status"] = "accepted"
+        accepted[it["kind"]] += 1
         rows.append({**body, **prov})
+    blind = {kind: baseline_summary([r for r in rows if r["kind"] == kind]) for kind in ("mcq", "completion")}
     stats = run.stats(items, accepted, {"benchmark_items": len(rows),
-                                        "items_by_kind": dict(Counter(r["kind"] for r in rows))})
+                                        "items_by_kind": dict(Counter(r["kind"] for r in rows)),
+                                        "blind_baselines": {k: {rule: v["acc"] for rule, v in b.items()}
+                                                            for k, b in blind.items() if b}})
     log(f"synthetic benchmark: {len(rows)} items {stats['items_by_kind']}, {len(run.quarantine)} quarantined")
     return ChainResult(items=rows, quarantine=run.quarantine, stats=stats)

@@ -1,13 +1,16 @@
 """The independent grounding test: is an answer supported by its chunk? Used by the blocking asset check.
 
 Deliberately unlike the generator and the judge (which see prompts and rubric scores): a plain
-lexical containment test. The answer's content words (lowercased, stop words dropped, a crude
+lexical containment test. Markdown in the chunk or the answer is read as its words (a link as its
+text, not its URL). The answer's content words (lowercased, stop words dropped, digits kept, a crude
 suffix stemmer so "bearings"/"bearing" and "replaced"/"replace" match) are looked up in the
 chunk, and so are the pairs of consecutive content words (which catch "worn spindle bearings"
 against a chunk about "worn rotor bearings"). The support score is the mean of the two shares
 (the word share alone for answers of fewer than three content words); an answer is supported
-at `SUPPORT_THRESHOLD` or more. A leading option letter ("B) ...") is ignored. Paraphrases with
-new vocabulary score lower: the test errs toward rejecting, which is what a gate should do.
+at `SUPPORT_THRESHOLD` or more. A leading option letter ("B) ...") and a leading "Yes," / "No," are
+ignored (polarity is the chain's judge's business; this test asks whether the words come from the
+chunk). Paraphrases with new vocabulary score lower: the test errs toward rejecting, which is what
+a gate should do.
 It is weak on very short answers (one or two content words), which any chunk of a similar
 document may contain.
 """
@@ -31,8 +34,25 @@ def _stem(w: str) -> str:
     return w
 
 
+_MD = [(re.compile(r"!?\[([^\]]*)\]\([^)]*\)"), r"\1"),     # [text](target), ![alt](image): the text
+       (re.compile(r"\[([^\]]*)\]\[[^\]]*\]"), r"\1"),         # [text][ref]
+       (re.compile(r"^\s{0,3}\[[^\]]+\]:\s+\S+.*$", re.M), ""),   # [ref]: target
+       (re.compile(r"<[^<>\s][^<>]*>"), " ")]                    # tags and <autolinks>
+
+
+def _read(text: str) -> str:
+    """Markdown read as its words: outside code spans, link and image targets, reference definitions and tags
+    are left out (code spans, tables and emphasis need nothing more: their marks are not words)."""
+    parts = re.split(r"(`+[^`]*`+)", text)
+    for i in range(0, len(parts), 2):
+        for pat, repl in _MD:
+            parts[i] = pat.sub(repl, parts[i])
+    return "".join(parts)
+
+
 def _terms(text: str) -> list[str]:
-    return [_stem(t) for t in _TOKEN.findall(text.lower()) if t not in _STOP and len(t) > 1]
+    # digits count even alone: "Set it to 0" is supported by a chunk that says 0, not by one that says 1
+    return [_stem(t) for t in _TOKEN.findall(_read(text).lower()) if t not in _STOP and (len(t) > 1 or t.isdigit())]
 
 
 def answer_supported_by_chunk(answer: str, chunk_text: str, threshold: float = SUPPORT_THRESHOLD,
@@ -44,6 +64,7 @@ def answer_supported_by_chunk(answer: str, chunk_text: str, threshold: float = S
     is judged on "failed chiller", the part that needs support.
     """
     answer = re.sub(r"^\s*\(?[A-Da-d][\).:]\s+", "", answer or "")
+    answer = re.sub(r"^\s*(?:yes|no)\b[\s,.!;:-]*", "", answer, flags=re.I)  # the reply to a yes/no question
     all_terms = _terms(answer)
     terms, checked = all_terms, None
     if question:

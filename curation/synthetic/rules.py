@@ -1,16 +1,26 @@
 """The offline rules teacher: answers the chain's own prompts by extraction from the passage in the prompt.
 
 No model: it recognises the task from the prompt's first line ("Task: ...") and reads the passage
-between triple quotes. It works on any text:
-- topics: the passage's section headings (sections holding "Label: value" facts first), then
-  frequent content-word pairs;
+between triple quotes as the chain's checks read it (`checks.passage_blocks`): headings are `#`
+lines or short title-like lines standing alone between blank lines (never the first line of a
+hard-wrapped paragraph); paragraphs are joined and cut into sentences; Markdown links count as their
+text; tables, code blocks and admonition markers are never taken for sentences. It asks real
+questions of real text, built from whole sentences (`checks.whole_sentence`), definitions and
+structured facts, never from heading fragments:
+- topics: the passage's section headings (sections holding "Label: value" facts first), then the
+  terms its lists define ("`max_connections`: ..."), then the subjects of its "X is Y" sentences;
 - questions: from a "Label: value" fact of the topic's section when there is one ("Probable cause:
-  worn bearings" -> "What is the probable cause of ...?"), else from its sentences;
-- answers: the fact or the most relevant sentences; several samples (seeds) of one prompt give a
-  best, a weaker (another part of the passage) and a wrong (another passage) answer, so the judge
-  has something to rank for preference pairs; temperature 0 always gives the best one;
-- MCQ distractors and wrong endings: the same label's values / sentences from OTHER passages of
-  the same run (every prompt is observed, cached or not, so reruns see the same passages);
+  worn bearings" -> "What is the most likely cause of ...?"); else from a sentence of a known shape
+  ("X is a Y." -> "What is X?", "To do Y, use X." -> "How do I do Y?", "X does not Y." -> "Does X Y?",
+  "You can Y." -> "Can I Y?"); else a question about the topic (a heading that asks, "Why use
+  HTTP/2?", is asked as it is); completions cut a whole sentence at a clause boundary;
+- answers: the fact or the most relevant whole sentences ("Yes, ..." / "No, ..." for yes/no questions);
+  several samples (seeds) of one prompt give a best, a weaker (another part of the passage, or the
+  wrong polarity) and a wrong (another passage) answer, so the judge has something to rank for
+  preference pairs; temperature 0 always gives the best one;
+- MCQ distractors and wrong endings: the same label's values / other definitions / predicates /
+  sentences from OTHER passages of the same run (every prompt is observed, cached or not, so reruns
+  see the same passages);
 - judge: lexical scores (word-pair containment in the passage and in the question's section).
 `malformed_every=n` turns every n-th reply into garbage (a test knob for the quarantine).
 """
@@ -18,30 +28,38 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterator
 
 from curation.synthetic.base import Completion, ResponseCache, Sampling, Teacher
+from curation.synthetic.checks import (ADMONITION_WORDS, AUX_START, BOUNDARY_START, IMPERATIVES, VERB_HINTS,
+                                       completion_problem, negated, passage_blocks, question_problem, whole_sentence)
 from curation.synthetic.text import STOPWORDS as _STOP_SET, content_words, sentences, shingles, words
 
 _TASK = re.compile(r"^\s*Task:\s*(.+?)\.?\s*$", re.M)
 _PASSAGE = re.compile(r'"""\n?(.*?)\n?"""', re.S)
 _SECTION_LINE = re.compile(r"^\s*Section:\s*(.*)$", re.M)
-_TOPIC = re.compile(r'about "([^"]+)"')
+_TOPIC = re.compile(r'about "(.+?)"(?= that | from |\. |\.?$)', re.M)
 _FACT = re.compile(r"^([A-Z][A-Za-z ]{1,30}?):\s+(.+?)\.?$")
 _NUMBERING = re.compile(r"^(?:(?:chapter|section|part|appendix)\s+\w+\.?\s*|\d+(?:\.\d+)*\.?\s+|#+\s*)", re.I)
 _OPTION = re.compile(r"^([A-D])\)\s+(.+)$", re.M)
+_DEF = re.compile(r"^(`[^`]+`|[A-Za-z][\w .'/+-]{0,40}?)\s*(?::|\s[-–—]\s)\s+(.+)$")
+_CODE_DEF = re.compile(r"^(`[^`]+`),\s+(.+)$")
+_PRONOUN_SUBJECT = frozenset("it this that these those there they we you he she i here such".split())
+# words that point outside the sentence: a question built around them asks about nothing ("What is one example?")
+_DEICTIC = frozenset("""it its this that these those them they such above below following former latter last one
+example examples either here""".split())
+_IS = re.compile(r"^(?P<s>(?:The |An? )?[`A-Z][^,;:]{0,70}?) (?P<v>is|are) (?P<r>(?:an?|the|one)\b.{3,})\.$")
+_TO = re.compile(r"^To (?P<goal>[a-z][^,]{5,90}), (?P<rest>.{8,})\.$")
+_NEG = re.compile(r"^(?P<s>[`A-Z][^,;:]{0,70}?) (?P<aux>does|do|is|are|can|will|should|must) not (?P<r>.{4,})\.$")
+_CAN = re.compile(r"^(?P<s>You|[`A-Z][^,;:]{0,70}?) (?P<aux>can|should|must|will) (?P<r>(?!not\b).{4,})\.$")
+_YOU = {"you": "I", "your": "my", "yours": "mine", "yourself": "myself", "you're": "I'm", "you'll": "I'll",
+        "you've": "I've"}
 
 
 def _h(*parts: object) -> int:
     return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12], 16)
-
-
-def _is_heading(line: str) -> bool:
-    s = line.strip()
-    return bool(s) and (s.startswith("#") or (len(s.split()) <= 12 and s[-1] not in ".!?:;,"
-                                                  and (s[0].isupper() or s[0].isdigit())))
 
 
 def _strip_heading(line: str) -> str:
@@ -49,61 +67,76 @@ def _strip_heading(line: str) -> str:
 
 
 def _lc(s: str) -> str:
-    return s[:1].lower() + s[1:] if s[:2] != s[:2].upper() else s
+    """Lower-case a phrase's first letter when it is an ordinary capitalised word ("Making" -> "making"),
+    never an acronym, a name in CamelCase or a Title Case Name."""
+    w = s.split()
+    if not w or not w[0][:1].isupper() or not w[0][1:].islower():
+        return s
+    if len(w) > 1 and sum(x[:1].isupper() for x in w[1:]) >= max(1, len(w[1:]) // 2 + 1):
+        return s  # "Requests Compatibility Guide"
+    return s[:1].lower() + s[1:]
 
 
 def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
 
+def _swap_person(text: str) -> str:
+    return re.sub(r"\b(you're|you'll|you've|yourself|yours|your|you)\b", lambda m: _YOU[m.group(1).lower()], text,
+                  flags=re.I)
+
+
+def _good_label(label: str) -> bool:
+    w = label.lower().split()
+    return (1 <= len(w) <= 4 and not any(x in _STOP_SET or x in VERB_HINTS for x in w)
+            and w[-1] not in ADMONITION_WORDS)
+
+
 @dataclass
 class _Section:
     heading: str
-    sentences: list[str] = field(default_factory=list)
-    facts: list[tuple[str, str]] = field(default_factory=list)  # (label, value)
+    sentences: list[str] = field(default_factory=list)     # whole sentences, facts included
+    facts: list[tuple[str, str]] = field(default_factory=list)  # (label, value) of "Label: value" sentences
+    defs: list[tuple[str, str]] = field(default_factory=list)   # (term, definition) of list entries
 
     @property
     def narrative(self) -> list[str]:
-        return [s for s in self.sentences if not _FACT.match(s)]
+        return [s for s in self.sentences if not (_FACT.match(s) and _good_label(_FACT.match(s).group(1)))]
 
     def text(self) -> str:
-        return " ".join([self.heading] + self.sentences)
+        return " ".join([self.heading] + self.sentences + [f"{t}: {d}" for t, d in self.defs])
 
 
 @lru_cache(maxsize=4096)  # every prompt of a chunk carries the same passage; parse it once
 def _sections(passage: str) -> list[_Section]:
-    """Sections of a passage: heading lines open one; hard-wrapped lines of a paragraph are joined."""
+    """Sections of a passage: whole sentences, facts and definitions under each heading."""
     secs = [_Section("")]
-    lines: list[str] = []
-
-    def flush():
-        if lines:
-            for s in sentences(" ".join(lines)):
+    for b in passage_blocks(passage):
+        if b.kind == "heading":
+            secs.append(_Section(_strip_heading(b.text)))
+        elif b.kind == "sentence":
+            s = b.text
+            m = _FACT.match(s)
+            if m and _good_label(m.group(1)) and len(m.group(2).split()) >= 1 and not m.group(2).endswith(":"):
+                secs[-1].facts.append((m.group(1).strip(), m.group(2).strip()))
+                secs[-1].sentences.append(s if s[-1] in ".!?" else s + ".")
+            elif whole_sentence(s) and not s.endswith("?"):  # a statement, not a question of the text's own
                 secs[-1].sentences.append(s)
-                if (m := _FACT.match(s)) and len(m.group(1).split()) <= 4:
-                    secs[-1].facts.append((m.group(1).strip(), m.group(2).strip()))
-            lines.clear()
-
-    in_fence = False
-    for line in passage.splitlines():
-        if line.strip().startswith(("```", "~~~")):
-            flush()
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            continue
-        if not line.strip():
-            flush()
-        elif _is_heading(line) and not lines:
-            secs.append(_Section(_strip_heading(line)))
-        elif re.match(r"^\s*(?:[-*•+]|\d+[.)])\s+", line):  # a list item is a sentence of its own
-            flush()
-            lines.append(re.sub(r"^\s*(?:[-*•+]|\d+[.)])\s+", "", line).strip())
-            flush()
-        else:
-            lines.append(line.strip())
-    flush()
-    return [s for s in secs if s.sentences]
+        elif b.kind == "item":
+            s = b.text.strip()
+            m = _DEF.match(s) or ((m2 := _CODE_DEF.match(s)) and m2.group(2)[:1].islower() and m2)
+            if m and len(m.group(1).split()) <= 5 and len(words(re.sub(r"`[^`]*`", "", m.group(2)))) >= 3 \
+                    and not set(words(m.group(1))) & VERB_HINTS and not m.group(2).rstrip().endswith(":"):
+                term, definition = m.group(1).strip(), m.group(2).strip().rstrip(".")
+                if _good_label(term) or term.startswith("`"):
+                    secs[-1].defs.append((term, definition))
+                    continue
+            # a list entry is a sentence only when it says something ("A bed mesh probed with X." does not)
+            for x in sentences(s):
+                if whole_sentence(x) and not x.endswith("?") and words(x)[0] not in AUX_START \
+                        and (set(words(x)) & VERB_HINTS or words(x)[0] in IMPERATIVES):
+                    secs[-1].sentences.append(x)
+    return [s for s in secs if s.sentences or s.defs]
 
 
 def _overlap(a: str, b: str) -> float:
@@ -116,8 +149,62 @@ def _containment(answer: str, text: str, n: int = 2) -> float:
     return len(sa & st) / len(sa) if sa else 0.0
 
 
+def _cut(sentence: str) -> tuple[str, str] | None:
+    """A whole sentence cut at the clause boundary nearest its middle (both halves substantial), or None."""
+    toks = sentence.split()
+    best = None
+    for k in range(4, len(toks) - 2):
+        context, ending = " ".join(toks[:k]), " ".join(toks[k:])
+        if context.count("`") % 2 or completion_problem(context, ending):
+            continue
+        first = words(toks[k])[0] if words(toks[k]) else ""
+        if not (context[-1] in ",;:" or first in BOUNDARY_START):
+            continue
+        score = abs(k - 0.55 * len(toks)) - (2 if context[-1] in ",;:" else 0)
+        if best is None or score < best[0]:
+            best = (score, context, ending)
+    return (best[1], best[2]) if best else None
+
+
+def _pointing(text: str) -> bool:
+    """Whether a phrase points outside its sentence ("this", "the following") or opens a subordinate clause
+    ("If a target temperature ..." is no subject)."""
+    w = words(text)
+    return bool(set(w) & _DEICTIC) or (bool(w) and w[0] in BOUNDARY_START)
+
+
+def _shapes(sentence: str) -> list[tuple[str, str, str]]:
+    """(shape, question, answer) pairs a sentence of a known shape gives; the answer is the sentence itself."""
+    out = []
+    if (m := _IS.match(sentence)) and not negated(sentence):
+        subj = m.group("s")
+        if len(subj.split()) <= 7 and subj.split()[0].lower() not in _PRONOUN_SUBJECT \
+                and not set(words(subj)) & VERB_HINTS and not _pointing(subj):
+            out.append(("is", f"What {m.group('v')} {_lc(subj)}?", sentence))
+    if (m := _TO.match(sentence)) and not _pointing(m.group("goal")):
+        goal = _swap_person(m.group("goal"))
+        out.append(("to", f"How do I {goal}?", sentence))
+    if m := _NEG.match(sentence):
+        subj = m.group("s")
+        if len(subj.split()) <= 6 and not set(words(subj)) & (VERB_HINTS - {"can"}) \
+                and not _pointing(subj + " " + m.group("r")):
+            aux = m.group("aux")
+            subj_q = "I" if subj.lower() == "you" else _lc(subj)
+            out.append(("neg", f"{_cap(aux)} {subj_q} {_swap_person(m.group('r'))}?",
+                        f"No, {_lc(sentence)}"))
+    elif (m := _CAN.match(sentence)) and not negated(sentence):
+        subj = m.group("s")
+        if len(subj.split()) <= 6 and not set(words(subj)) & (VERB_HINTS - {"can"}) \
+                and subj.split()[0].lower() not in _PRONOUN_SUBJECT - {"you"} \
+                and not _pointing(subj + " " + m.group("r")):
+            subj_q = "I" if subj.lower() == "you" else _lc(subj)
+            out.append(("can", f"{_cap(m.group('aux'))} {subj_q} {_swap_person(m.group('r'))}?",
+                        f"Yes, {_lc(sentence)}"))
+    return [o for o in out if question_problem(o[1]) is None and len(o[1].split()) <= 30]
+
+
 class RulesTeacher(Teacher):
-    model_name = "rules-v1"
+    model_name = "rules-v2"
 
     def __init__(self, cache: ResponseCache | None = None, malformed_every: int = 0):
         super().__init__(cache)
@@ -161,16 +248,19 @@ class RulesTeacher(Teacher):
         if not secs:
             return ""
         head_m = _SECTION_LINE.search(prompt)
-        top = _strip_heading(head_m.group(1).split(" > ")[0]) if head_m else ""
+        path = [_strip_heading(x) for x in head_m.group(1).split(" > ")] if head_m else []
         topic_m = _TOPIC.search(prompt)
         topic = topic_m.group(1) if topic_m else ""
+        # where the topic stands: the headings above the chunk's first section (a chapter, the document's title)
+        above = [x for x in path[:-1] if x.lower() != topic.lower()]
+        top = above[-1] if above and len(above[-1].split()) > 1 else ""
         variant = 0 if sampling.temperature == 0 else (sampling.seed or 0) % 3
         # What follows the passage up to the task line: the question (and answer) to answer or grade.
         after = prompt[passage_m.end():]
         after = after.split("\nTask:")[0] if task_m.start() > passage_m.end() else after
         if "topic" in task:
             n = int(m.group(1)) if (m := re.search(r"List (\d+)", prompt)) else 2
-            return "\n".join(f"Topic: {t}" for t in self._topics(secs, n))
+            return "\n".join(f"Topic: {t}" for t in self._topics(secs, n, path[-1] if path else ""))
         if "multiple-choice" in task:
             return self._mcq(secs, topic, top, passage)
         if "open question" in task:
@@ -178,6 +268,8 @@ class RulesTeacher(Teacher):
         if "completion" in task:
             return self._completion(self._section_for(secs, topic), topic, passage, secs)
         if "summary" in task:
+            if topic.endswith("?"):
+                return f"Request: Summarize how the passage answers this question: {topic}"
             return f"Request: Summarize what the passage says about {_lc(topic)}."
         if "grade" in task:
             q, _, a = after.partition("\n\nAnswer: ")
@@ -186,28 +278,32 @@ class RulesTeacher(Teacher):
             return self._answer(secs, after.strip().removeprefix("Question: ").strip(), passage, variant)
         return "I do not know this task."
 
-    def _topics(self, secs: list[_Section], n: int) -> list[str]:
+    def _topics(self, secs: list[_Section], n: int, section: str) -> list[str]:
         ranked = ([s.heading for s in secs if s.heading and s.facts]
                   + [s.heading for s in secs if s.heading and not s.facts])
-        out = list(dict.fromkeys(ranked))
-        if len(out) < n:  # no (or few) headings: frequent pairs of adjacent content words
-            counts: dict[str, int] = {}
-            for s in secs:
-                for sent in s.sentences:
-                    w = [x for x in words(sent)]
-                    for a, b in zip(w, w[1:]):
-                        if a in _STOP_SET or b in _STOP_SET or len(a) < 3 or len(b) < 3:
-                            continue
-                        counts[f"{a} {b}"] = counts.get(f"{a} {b}", 0) + 1
-            out += [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if k not in out]
+        ranked += [t for s in secs for t, _ in s.defs]
+        for s in secs:  # the subjects of "X is a Y." sentences
+            for sent in s.narrative:
+                ranked += [_lc(m.group("s")) for m in [_IS.match(sent)] if m and _shapes(sent)]
+        if section and not ranked:
+            ranked.append(section)
+        out, seen = [], set()
+        for t in ranked:
+            if t.lower() not in seen and len(t.split()) <= 12:
+                seen.add(t.lower())
+                out.append(t)
         return out[:n]
 
     def _section_for(self, secs: list[_Section], text: str) -> _Section:
-        return max(secs, key=lambda s: (_overlap(text, s.heading) * 2 + _overlap(text, s.text()), -secs.index(s)))
+        def score(s: _Section) -> tuple:
+            defs = max((_overlap(text, t) for t, _ in s.defs), default=0.0)
+            return (_overlap(text, s.heading) * 2 + _overlap(text, s.text()) + defs * 2, -secs.index(s))
+        return max(secs, key=score)
 
     def _fact_for(self, sec: _Section, key: str, secs: list[_Section] | None = None) -> tuple[str, str] | None:
         """A fact of the section whose label recurs in most sections (a structured field, not a one-off)."""
-        facts = [f for f in sec.facts if len(f[1].split()) <= 10]
+        # a fact that only repeats the topic ("Symptom: hard starting" for "Hard starting") asks nothing
+        facts = [f for f in sec.facts if len(f[1].split()) <= 10 and _overlap(f[1], sec.heading) < 0.5]
         if not facts:
             return None
         freq = {lab: sum(any(l2 == lab for l2, _ in s.facts) for s in (secs or [sec])) for lab, _ in facts}
@@ -215,8 +311,18 @@ class RulesTeacher(Teacher):
         common = [f for f in facts if freq[f[0]] == top]
         return common[_h(key) % len(common)]
 
+    def _def_for(self, sec: _Section, topic: str) -> tuple[str, str] | None:
+        return next((d for d in sec.defs if d[0].lower() == topic.lower()), None)
+
+    def _shaped(self, sec: _Section, topic: str, shapes: tuple = ("is", "to", "neg", "can")) -> list[tuple]:
+        """Shaped questions from the section's sentences, those about the topic first."""
+        found = [(sh, q, a, s) for s in sec.narrative for sh, q, a in _shapes(s) if sh in shapes]
+        return sorted(found, key=lambda x: (-_overlap(topic, x[3]), _h(topic, x[1])))
+
     def _question(self, sec: _Section, topic: str, top: str, passage: str, secs: list[_Section]) -> str:
         where = f" in {_lc(top)}" if top and _overlap(top, topic) < 0.5 else ""
+        if topic.endswith("?") and question_problem(topic) is None:
+            return topic  # a heading that asks: "Why use HTTP/2?"
         fact = self._fact_for(sec, topic + "qa", secs)
         if fact:
             label = fact[0].lower()
@@ -225,6 +331,11 @@ class RulesTeacher(Teacher):
             if any(k in label for k in ("action", "remedy", "fix", "repair", "solution")):
                 return f"How do I fix {_lc(topic)}{where}?"
             return f"What is the {label} for {_lc(topic)}{where}?"
+        if d := self._def_for(sec, topic):
+            return f"What is {d[0]}{where}?" if d[0].startswith("`") else f"What is meant by {_lc(d[0])}{where}?"
+        shaped = self._shaped(sec, topic)
+        if shaped:
+            return shaped[0][1]
         forms = ["What does the documentation say about {t}{w}?", "Can you explain {t}{w}?",
                  "What should I know about {t}{w}?"]
         return forms[_h(topic, passage) % len(forms)].format(t=_lc(topic), w=where)
@@ -233,38 +344,50 @@ class RulesTeacher(Teacher):
         sec = self._section_for(secs, topic)
         where = f" in {_lc(top)}" if top and _overlap(top, topic) < 0.5 else ""
         fact = self._fact_for(sec, topic + "mcq", secs)
-        pool: list[str]
+        pool: list[str] = []
+        q, right = "", ""
         if fact:
             label, right = fact
             q = f"Which is the {label.lower()} of {_lc(topic)}{where}?"
             pool = [v for s in self._others(passage) + secs for lab, v in s.facts
                     if lab == label and v.lower() != right.lower()]
+        elif d := self._def_for(sec, topic) or (sec.defs[_h(topic) % len(sec.defs)] if sec.defs and not sec.narrative
+                                                else None):
+            term, right = d
+            q = f"What is {term}?" if term.startswith("`") else f"What is meant by {_lc(term)}?"
+            pool = [x for s in secs + self._others(passage) for t, x in s.defs if t != term and x != right]
         else:
-            right = (sec.narrative or sec.sentences)[0]
-            q = f"Which statement about {_lc(topic)} is true?"
+            for _, question, _, sent in self._shaped(sec, topic, ("is",)):
+                m = _IS.match(sent)
+                cand = [m2.group("r") for s in self._others(passage) for x in s.narrative
+                        if (m2 := _IS.match(x)) and m2.group("r") != m.group("r")]
+                if len(set(cand)) >= 3:
+                    q, right, pool = question, m.group("r"), cand
+                    break
+        if not q:
+            cands = sorted(sec.narrative, key=lambda s: (-_overlap(topic, s), sec.narrative.index(s)))
+            if not cands:
+                return "Question: \n"
+            right = cands[0]
+            q = topic if topic.endswith("?") else f"Which statement about {_lc(topic)} is true?"
             pool = [x for s in self._others(passage) for x in s.narrative
-                    if x.endswith(".") and len(x.split()) >= 5 and _overlap(x, passage) < 0.5]
-        pool = sorted(set(pool), key=lambda v: _h(topic, v))[:3]
+                    if len(x.split()) >= 5 and _overlap(x, passage) < 0.5]
+        pool = sorted(set(pool) - {right}, key=lambda v: _h(topic, v))[:3]
         options = sorted([right] + pool, key=lambda v: _h(q, v))
         lines = [f"Question: {q}"] + [f"{'ABCD'[k]}) {_cap(o)}" for k, o in enumerate(options[:4])]
         return "\n".join(lines + [f"Answer: {'ABCD'[options.index(right)]}"])
 
-    @staticmethod
-    def _split(sentence: str) -> tuple[str, str]:
-        w = sentence.split()
-        k = max(3, int(len(w) * 0.55))
-        return " ".join(w[:k]), " ".join(w[k:])
-
     def _completion(self, sec: _Section, topic: str, passage: str, secs: list[_Section]) -> str:
         cands = sorted((s for s in sec.narrative if len(s.split()) >= 8),
                        key=lambda s: (-_overlap(topic, s), _h(topic, s)))
-        if cands:
-            context, ending = self._split(cands[0])
+        cut = next((c for s in cands if (c := _cut(s))), None)
+        if cut:
+            context, ending = cut
         elif fact := self._fact_for(sec, topic + "completion", secs):
             context, ending = f"{fact[0]} for {_lc(topic)}:", fact[1] + "."
         else:
             return "Context: \nEnding: "
-        wrong = [self._split(s)[1] for s in self._others(passage) for s in s.narrative if len(s.split()) >= 8]
+        wrong = [c[1] for s in self._others(passage) for x in s.narrative if len(x.split()) >= 8 and (c := _cut(x))]
         wrong = sorted(set(w for w in wrong if w != ending), key=lambda v: _h(topic, v))[:3]
         return "\n".join([f"Context: {context}", f"Ending: {ending}"] + [f"Wrong ending: {w}" for w in wrong])
 
@@ -282,27 +405,53 @@ class RulesTeacher(Teacher):
                 sec = self._section_for(secs, context)
                 full = next((f"{context} {v}." for lab, v in sec.facts if lab == label), None)
             pool = self._others(passage) if variant == 2 else secs
-            others = [self._split(s)[1] for sec in pool for s in sec.narrative if s != full and len(s.split()) >= 6]
+            others = [c[1] for sec in pool for s in sec.narrative if s != full and (c := _cut(s))]
             if full and variant == 0 or not others:
                 return full[len(context):].strip() if full else ""
             return others[_h(question) % len(others)]
-        sec = self._section_for(secs, question.split("\n\n")[0])
+        asked = question.split("\n\n")[0]
+        sec = self._section_for(secs, asked)
         if variant == 1:  # weaker: another part of the same passage
             rest = [s for s in secs if s is not sec] or secs
             sec = rest[_h(question) % len(rest)]
         elif variant == 2:  # wrong: another passage altogether
             others = self._others(passage)
             sec = others[_h(question) % len(others)] if others else sec
-        if question.lower().startswith("summarize") or "summary" in question.lower()[:80]:
-            parts = [f"{label}: {value}." for label, value in sec.facts[:2]] + sec.narrative[:1]
-            return " ".join(parts or sec.sentences[:2])
+        if asked.lower().startswith("summarize") or "summary" in asked.lower():
+            request = asked.split("\n")[0].lower()
+            parts = [f"{t}: {d}." for t, d in sec.defs if t.lower() in request]  # a term's summary is its definition
+            parts += [f"{label}: {value}." for label, value in sec.facts[:2]] + sec.narrative[:1]
+            if not parts:
+                parts = sec.narrative[:3] or [f"{t}: {d}." for t, d in sec.defs[:3]]
+            out: list[str] = []
+            for p in parts or sec.sentences[:2]:
+                if out and len(" ".join(out + [p]).split()) > 90:
+                    break
+                out.append(p)
+            return " ".join(out)
         label_words = {"cause": ("cause",), "fix": ("action", "remedy", "fix", "repair")}
-        want = "cause" if "cause" in question.lower() else "fix" if "fix" in question.lower() else ""
+        want = "cause" if "cause" in asked.lower() else "fix" if "fix" in asked.lower() else ""
         fact = next((f for f in sec.facts if want and any(k in f[0].lower() for k in label_words[want])), None)
         if fact:
             support = next((s for s in sec.narrative if _overlap(fact[1], s) >= 0.5), "")
             return f"The {fact[0].lower()} is {fact[1]}. {support}".strip()
-        ranked = sorted(sec.sentences, key=lambda s: -_overlap(question, s))
+        term = re.match(r"^What is (?:meant by )?(.+?)(?: in .+)?\?$", asked)
+        d = next((d for s in ([sec] + secs) for d in s.defs if term and d[0].lower() == term.group(1).lower()), None)
+        if d and variant == 0:
+            return f"{d[0]}: {d[1]}."
+        subject = m.group(1).lower() if (m := re.match(r"^What (?:is|are) (.+?)\?$", asked)) else None
+        ranked = sorted(sec.narrative or sec.sentences,
+                        key=lambda s: (not (subject and s.lower().startswith(subject)), -_overlap(asked, s)))
+        if not ranked:
+            return " ".join(f"{t}: {x}." for t, x in sec.defs[:2])
+        first = asked.split()[0].lower() if asked.split() else ""
+        yes_no = first in ("does", "do", "is", "are", "can", "should", "must", "will") \
+            and not re.match(r"^(?:can|could|will|would) you\b", asked, re.I)  # "Can you explain ...?" is no yes/no
+        if yes_no and variant != 2:
+            best = ranked[0]
+            no = negated(best) if variant == 0 else not negated(best)  # variant 1: the wrong polarity
+            body = _lc(best)
+            return f"{'No' if no else 'Yes'}, {body}"
         return " ".join(ranked[:2])
 
     def _judge(self, secs, question: str, answer: str, passage: str) -> str:
@@ -320,5 +469,3 @@ class RulesTeacher(Teacher):
         score = lambda x: 1 + round(4 * x)  # noqa: E731
         return (f"Grounded: {score(grounded)}\nCorrect: {score(correct)}\n"
                 f"Helpful: {helpful}\nWell-formed: {well}")
-
-

@@ -21,12 +21,28 @@ def content_words(text: str) -> list[str]:
     return [w for w in words(text) if w not in STOPWORDS and len(w) > 1]
 
 
+_ABBREV = frozenset("e.g i.e etc vs cf approx fig no nr mr mrs ms dr st eq ca resp incl".split())
+
+
 def sentences(text: str) -> list[str]:
+    """Sentences of each line: cut after . ! ? before a capital, a digit or a quote, not after "e.g."-like
+    abbreviations and not inside a code span."""
     out = []
     for line in text.splitlines():
         line = line.strip()
-        if line:
-            out += [s.strip() for s in _SENT.split(line) if s.strip()]
+        if not line:
+            continue
+        start = 0
+        for m in _SENT.finditer(line):
+            before = line[start:m.start()]
+            last = before.rsplit(None, 1)[-1].rstrip(".!?").lower() if before.split() else ""
+            if last in _ABBREV or before.count("`") % 2:
+                continue
+            if before.strip():
+                out.append(before.strip())
+            start = m.end()
+        if line[start:].strip():
+            out.append(line[start:].strip())
     return out
 
 
