@@ -33,24 +33,23 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp pipelines/dagster.yaml $@
 
+# `modelworks demo`: the generated demo crawl (written only into the demo's own home) through recipes/demo.yaml;
+# progress and the stage table here, the full log in $(MODELWORKS_HOME)/demo.log.
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	@mkdir -p $(MODELWORKS_HOME)
-	@echo "full log: $(MODELWORKS_HOME)/demo.log"
-	@set -o pipefail; $(PY) -m pipelines.demo --profile demo 2>&1 | tee $(MODELWORKS_HOME)/demo.log \
-	  | sed -un -e '/^\[modelworks/p' -e '/^Benchmark scores/,$$p' \
-	  || (echo "demo failed; see $(MODELWORKS_HOME)/demo.log"; tail -30 $(MODELWORKS_HOME)/demo.log; exit 1)
+	$(VENV)/bin/modelworks demo --recipe recipes/demo.yaml --log $(MODELWORKS_HOME)/demo.log
 
 # The real-model recipe: untouched SmolLM2-135M -> DAPT -> SFT -> DPO (LoRA), SmolLM2 as the teacher.
 smollm: install $(DAGSTER_HOME)/dagster.yaml
 	@mkdir -p $(MODELWORKS_HOME)-smollm
-	@set -o pipefail; MODELWORKS_HOME=$(MODELWORKS_HOME)-smollm $(PY) -m pipelines.demo --profile smollm 2>&1 \
-	  | tee $(MODELWORKS_HOME)-smollm/demo.log | sed -un -e '/^\[modelworks/p' -e '/^Benchmark scores/,$$p'
+	$(VENV)/bin/modelworks demo --recipe recipes/smollm.yaml --home $(MODELWORKS_HOME)-smollm \
+	  --log $(MODELWORKS_HOME)-smollm/demo.log
 
 test: install
 	$(PY) -m pytest -q tests
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	$(VENV)/bin/modelworks ui
 
 clean:
 	rm -rf $(MODELWORKS_HOME) $(DAGSTER_HOME)

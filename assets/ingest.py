@@ -1,4 +1,4 @@
-"""Ingest group: crawl shards from the landing folder into raw storage."""
+"""Ingest group: crawl shards (the landing folder, or a recipe's crawl read where it is) into raw storage."""
 
 import hashlib
 import shutil
@@ -21,22 +21,24 @@ def _sha256(path) -> str:
 
 
 def shard_file(storage: ModelworksStorage, shard: str) -> str | None:
-    """The landing file of a shard (any supported format), or None."""
-    names = set(storage.listdir(storage.landing()))
-    return next((f"{shard}{ext}" for ext in SHARD_SUFFIXES if f"{shard}{ext}" in names), None)
+    """The file name of a shard (any supported format), or None."""
+    loc = storage.crawl_file(shard)
+    return None if loc is None else loc.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dg.asset(partitions_def=crawl_shard_partitions, group_name="ingest", code_version="1", kinds={"warc"},
-          description="One crawl shard (WARC/ARC/JSONL/Parquet) copied from the landing folder into raw storage, "
-                      "checksummed and scanned.")
+          description="One crawl shard (WARC/ARC/JSONL/Parquet) copied from the landing folder (or the recipe's "
+                      "crawl, where it lies) into raw storage, checksummed and scanned.")
 def crawl_shard(context: dg.AssetExecutionContext, storage: ModelworksStorage) -> dg.MaterializeResult:
     shard = context.partition_key
-    name = shard_file(storage, shard)
-    if name is None:
-        raise dg.Failure(f"crawl shard {shard!r} is not in the landing folder {storage.landing()}",
+    src_loc = storage.crawl_file(shard)
+    if src_loc is None:
+        where = storage.crawl or storage.landing()
+        raise dg.Failure(f"crawl shard {shard!r} is not in the crawl {where}",
                          metadata={"looked_for": [f"{shard}{ext}" for ext in SHARD_SUFFIXES]})
+    name = shard_file(storage, shard)
     dst = storage.raw_shard(name)
-    with storage.reading(storage.landing_file(name)) as src, storage.writing(dst) as tmp:
+    with storage.reading(src_loc) as src, storage.writing(dst) as tmp:
         shutil.copyfile(src, tmp)
         t0 = time.perf_counter()
         stats = ReadStats()
@@ -44,6 +46,6 @@ def crawl_shard(context: dg.AssetExecutionContext, storage: ModelworksStorage) -
         scan_s = time.perf_counter() - t0
         size, digest = tmp.stat().st_size, _sha256(tmp)
     return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(dst), "bytes": size, "sha256": digest, "records": stats.records,
+        "source": src_loc, "path": dg.MetadataValue.path(dst), "bytes": size, "sha256": digest, "records": stats.records,
         "documents": n_docs, "skipped_by_reason": dg.MetadataValue.json(dict(stats.skipped)),
         "scan_s": round(scan_s, 3)})

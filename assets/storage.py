@@ -13,7 +13,8 @@ Assets never build a path: they ask this resource for a location (`storage.curat
 
 Layout under the root:
 
-    landing/                         new crawl shards (the sensor watches it)
+    landing/                         new crawl shards (the sensor watches it; a recipe's inputs.crawl is read where
+                                     it is instead, see `crawl`)
     raw/crawl/<shard file>           ingested shards
     tables/<asset>/[<shard>/]<file>  Parquet tables (curated, dropped, signatures, deduplicated, corpora)
     seed/                            the seed documents as ingested; seed/chunks.parquet
@@ -25,6 +26,8 @@ Layout under the root:
     checkpoints/<stage>/             resumable training checkpoints
     eval/<stage>.json                scores; reports/ the stage report
     demo/                            the generated demo world (only when the demo is run)
+    recipe.resolved.yaml             the recipe of the latest `modelworks run` here; recipes/ every one that ran
+    logs/                            the full logs of `modelworks` commands
 """
 from __future__ import annotations
 
@@ -55,6 +58,9 @@ class ModelworksStorage(dg.ConfigurableResource):
 
     root: str
     cache_dir: str = ""  # local copies of remote inputs; empty = a folder under the system temp dir
+    # The crawl, read where it is (a recipe's inputs.crawl): files, folders or globs, local or fsspec URLs.
+    # Empty: the crawl is whatever lies in the landing folder.
+    crawl: list[str] = []
 
     # ---------------------------------------------------------------- the layout
     def _loc(self, *parts: str) -> str:
@@ -67,6 +73,34 @@ class ModelworksStorage(dg.ConfigurableResource):
 
     def landing_file(self, filename: str) -> str:
         return self._loc("landing", filename)
+
+    def crawl_files(self) -> dict[str, str]:
+        """Every crawl shard: partition key -> the location of its file (in `crawl`, else in the landing folder)."""
+        if not self.crawl:
+            names = self.listdir(self.landing())
+            files: dict[str, str] = {}
+            for suffix in SHARD_SUFFIXES:  # a.warc.gz beside a.jsonl: the first suffix listed wins, as it always has
+                for name in names:
+                    key = shard_key(name)
+                    if key and name.endswith(suffix) and key not in files:
+                        files[key] = self.landing_file(name)
+            return dict(sorted(files.items()))
+        from curation.readers import expand_sources
+
+        files = {}
+        for loc in expand_sources(self.crawl):
+            key = shard_key(loc.rstrip("/").rsplit("/", 1)[-1].rsplit(os.sep, 1)[-1])
+            if key is None:
+                continue
+            if key in files:
+                raise ValueError(f"two crawl files would be shard {key!r}: {files[key]} and {loc} (shards are "
+                                 "named by their file name)")
+            files[key] = loc
+        return files
+
+    def crawl_file(self, shard: str) -> str | None:
+        """The location of a crawl shard's file, or None."""
+        return self.crawl_files().get(shard)
 
     def raw_shard(self, filename: str) -> str:
         return self._loc("raw", "crawl", filename)
@@ -160,6 +194,18 @@ class ModelworksStorage(dg.ConfigurableResource):
     def report_json(self) -> str:
         return self._loc("reports", "report.json")
 
+    def recipe_resolved(self) -> str:
+        """The resolved recipe (YAML) of the latest `modelworks run` into this root."""
+        return self._loc("recipe.resolved.yaml")
+
+    def recipe_copy(self, name: str, digest: str) -> str:
+        """Every resolved recipe that ran here, by name and hash."""
+        return self._loc("recipes", f"{name}-{digest}.yaml")
+
+    def log_file(self, name: str) -> str:
+        """A `modelworks` command's full log."""
+        return self._loc("logs", name)
+
     def catalog_db(self) -> str:
         return self._loc("catalog.duckdb")
 
@@ -189,10 +235,21 @@ class ModelworksStorage(dg.ConfigurableResource):
 
         return fsspec.core.url_to_fs(self.root)[0]
 
+    @staticmethod
+    def _is_local_loc(loc: str) -> bool:
+        return "://" not in loc or loc.startswith("file://")
+
+    @staticmethod
+    def _fs_of(loc: str):
+        """The filesystem of a location: the root's, or another one's for inputs read where they are."""
+        import fsspec
+
+        return fsspec.core.url_to_fs(loc)[0]
+
     def exists(self, loc: str) -> bool:
-        if self.is_local:
-            return Path(loc).exists()
-        fs = self.fs
+        if self._is_local_loc(loc):
+            return Path(loc.removeprefix("file://")).exists()
+        fs = self._fs_of(loc)
         return fs.isfile(loc) or fs.exists(f"{loc.rstrip('/')}/{COMMITTED}")
 
     def listdir(self, loc: str) -> list[str]:
@@ -209,17 +266,17 @@ class ModelworksStorage(dg.ConfigurableResource):
     @contextlib.contextmanager
     def reading(self, loc: str) -> Iterator[Path]:
         """A local path holding `loc` (a file or a folder) for the duration of the block."""
-        if self.is_local:
-            if not Path(loc).exists():
+        if self._is_local_loc(loc):
+            if not Path(loc.removeprefix("file://")).exists():
                 raise FileNotFoundError(f"{loc} does not exist: materialize the asset that writes it first")
-            yield Path(loc)
+            yield Path(loc.removeprefix("file://"))
             return
         if not self.exists(loc):
             raise FileNotFoundError(f"{loc} does not exist (or was never committed) in {self.root}")
         local = self._cache_root() / hashlib.sha256(loc.encode()).hexdigest()[:16] / loc.rstrip("/").rsplit("/", 1)[-1]
         shutil.rmtree(local.parent, ignore_errors=True)
         local.parent.mkdir(parents=True, exist_ok=True)
-        fs = self.fs
+        fs = self._fs_of(loc)
         if fs.isfile(loc):
             fs.get(loc, str(local))
         else:

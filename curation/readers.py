@@ -182,3 +182,45 @@ def _iter_hf_dataset(source, stats: ReadStats, max_page_bytes: int) -> Iterator[
         batches = part.select_columns(columns).with_format("arrow").iter(batch_size=_BATCH_ROWS)
         yield from _iter_batches_as_docs(batches, stats, max_page_bytes)
 
+
+
+def expand_sources(sources: str | os.PathLike | list) -> list[str]:
+    """The files a crawl input names, in order and without repeats: each entry a file, a folder (its files, not
+    recursive) or a glob, local or an fsspec URL (`s3://bucket/crawl/*.warc.gz`). Files are listed where they
+    are; nothing is copied. A missing file or folder, or a glob that matches nothing, raises FileNotFoundError."""
+    import glob as _glob
+
+    entries = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    found: list[str] = []
+    seen: set[str] = set()
+    for entry in map(os.fspath, entries):
+        if "://" in entry and not entry.startswith("file://"):
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(entry)
+            if _glob.has_magic(path):
+                files = [p for p in sorted(fs.glob(path)) if fs.isfile(p)]
+            elif fs.isdir(path):
+                files = sorted(p for p in fs.ls(path, detail=False) if fs.isfile(p))
+            elif fs.isfile(path):
+                files = [path]
+            else:
+                raise FileNotFoundError(f"{entry}: no such file or folder")
+            listed = [fs.unstrip_protocol(p) for p in files]
+        else:
+            local = os.path.expanduser(entry.removeprefix("file://"))
+            if _glob.has_magic(local):
+                listed = sorted(p for p in _glob.glob(local) if os.path.isfile(p))
+            elif os.path.isdir(local):
+                listed = sorted(str(p) for p in Path(local).iterdir() if p.is_file())
+            elif os.path.isfile(local):
+                listed = [local]
+            else:
+                raise FileNotFoundError(f"{entry}: no such file or folder")
+        if not listed and _glob.has_magic(entry):
+            raise FileNotFoundError(f"{entry}: no file matches")
+        for f in listed:
+            if f not in seen:
+                seen.add(f)
+                found.append(f)
+    return found

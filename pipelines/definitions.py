@@ -1,9 +1,11 @@
 """The Modelworks code location: assets, checks, jobs, the landing-folder sensor and the nightly refresh.
 
-The profile (`MODELWORKS_PROFILE`: tiny | demo | smollm | gpu) and the storage root (`MODELWORKS_HOME`) are
-resolved once, here, when the Definitions are built; the assets receive them as resources.
+The recipe (`MODELWORKS_RECIPE`: a recipe file, see pipelines/recipe.py; or the profile `MODELWORKS_PROFILE`: tiny |
+demo | smollm | smollm_gpu | gpu) and the storage root (`MODELWORKS_HOME`) are resolved once, here, when the
+Definitions are built; the assets receive them as resources, and a recipe's other settings are the jobs' run config.
 """
 
+import os
 import warnings
 
 import dagster as dg
@@ -16,7 +18,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from assets import benchmarks, curation, dedup, domain, evaluation, ingest, seed, synthetic, training  # noqa: E402
 from assets.partitions import crawl_shard_partitions  # noqa: E402
 from assets.profiles import ProfileResource, profile_named  # noqa: E402
-from assets.storage import ModelworksStorage, modelworks_home, shard_key  # noqa: E402
+from assets.storage import ModelworksStorage, modelworks_home  # noqa: E402
 from assets.teacher import TeacherResource  # noqa: E402
 
 _modules = [ingest, seed, curation, dedup, domain, synthetic, benchmarks, training, evaluation]
@@ -28,24 +30,45 @@ SYNTHETIC_ASSETS = dg.AssetSelection.assets("sft_conversations", "preference_pai
 SEED_ASSETS = dg.AssetSelection.assets("seed_corpus")
 CORPUS_TO_MODEL = dg.AssetSelection.all() - SHARD_ASSETS - SYNTHETIC_ASSETS - SEED_ASSETS
 
-shard_curation_job = dg.define_asset_job(
-    "shard_curation_job", selection=SHARD_ASSETS, description="Ingest, curate and sign one crawl shard.")
-seed_job = dg.define_asset_job(
-    "seed_job", selection=SEED_ASSETS, description="Read, chunk and split the seed documents.")
-synthetic_job = dg.define_asset_job(
-    "synthetic_job", selection=SYNTHETIC_ASSETS,
-    description="Guided synthetic SFT and preference data for one batch of seed documents.")
-corpus_to_model_job = dg.define_asset_job(
-    "corpus_to_model_job", selection=CORPUS_TO_MODEL,
-    description="Everything after the per-shard and per-batch stages: dedup, domain selection, benchmarks, "
-                "decontamination, tokenizer, pretraining or the open model, DAPT, SFT, DPO, evaluation and the report.")
+JOBS = {  # name -> (selection, description), in the order a first run needs them
+    "shard_curation_job": (SHARD_ASSETS, "Ingest, curate and sign one crawl shard."),
+    "seed_job": (SEED_ASSETS, "Read, chunk and split the seed documents."),
+    "synthetic_job": (SYNTHETIC_ASSETS, "Guided synthetic SFT and preference data for one batch of seed documents."),
+    "corpus_to_model_job": (CORPUS_TO_MODEL, "Everything after the per-shard and per-batch stages: dedup, domain "
+                                             "selection, benchmarks, decontamination, tokenizer, pretraining or the "
+                                             "open model, DAPT, SFT, DPO, evaluation and the report."),
+}
 
 
-@dg.sensor(job=shard_curation_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Adds a partition for every new crawl shard in the landing folder and curates it.")
+def job_ops(name: str) -> set[str]:
+    """The op names of a job's assets (what its run config may name)."""
+    keys = JOBS[name][0].resolve(all_assets)
+    return {a.node_def.name for a in all_assets if set(a.keys) & keys}
+
+
+def _jobs(recipe=None) -> list:
+    """The four jobs; a recipe's settings (those no profile field holds) are their default run config and its
+    name and hash their tags, so a run launched from the UI takes the recipe too."""
+    jobs = []
+    for name, (selection, description) in JOBS.items():
+        extra = {}
+        if recipe is not None:
+            extra = {"config": recipe.run_config(job_ops(name)) or None,
+                     "tags": {k: v for k, v in recipe.tags().items() if k != "modelworks/recipe_yaml"}}
+        jobs.append(dg.define_asset_job(name, selection=selection, description=description, **extra))
+    return jobs
+
+
+shard_curation_job, seed_job, synthetic_job, corpus_to_model_job = _jobs()
+
+
+@dg.sensor(job_name="shard_curation_job", minimum_interval_seconds=30,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Adds a partition for every new crawl shard in the landing folder (or in the recipe's crawl) "
+                       "and curates it.")
 def landing_shard_sensor(context: dg.SensorEvaluationContext, storage: ModelworksStorage) -> dg.SensorResult:
     existing = set(context.instance.get_dynamic_partitions(crawl_shard_partitions.name))
-    found = sorted({k for name in storage.listdir(storage.landing()) if (k := shard_key(name))})
+    found = sorted(storage.crawl_files())
     new = [k for k in found if k not in existing]
     if not new:
         return dg.SensorResult(skip_reason=f"no new shards ({len(existing)} known)")
@@ -55,10 +78,23 @@ def landing_shard_sensor(context: dg.SensorEvaluationContext, storage: Modelwork
     )
 
 
+def load_location_recipe(recipe=None):
+    """The recipe the code location is built from: `recipe` (a Recipe or a file), else `MODELWORKS_RECIPE`, else
+    None (the profile path)."""
+    from pipelines.recipe import Recipe, load_recipe
+
+    recipe = recipe if recipe is not None else os.environ.get("MODELWORKS_RECIPE") or None
+    if recipe is None or isinstance(recipe, Recipe):
+        return recipe
+    return load_recipe(recipe, assets_defs=all_assets)
+
+
 def build_definitions(profile_name: str | None = None, home: str | None = None,
-                      teacher: TeacherResource | None = None) -> dg.Definitions:
-    """The code location for one profile and storage root (both default to the environment)."""
-    profile = profile_named(profile_name)
+                      teacher: TeacherResource | None = None, recipe=None) -> dg.Definitions:
+    """The code location for one recipe (or profile) and storage root (all default to the environment: a named
+    profile wins over `MODELWORKS_RECIPE`)."""
+    recipe = load_location_recipe(recipe) if profile_name is None or recipe is not None else None
+    profile = recipe.profile if recipe is not None else profile_named(profile_name)
     # Nightly: every unpartitioned asset is rematerialized after the cron tick once its parents have been
     # updated, so a changed code_version or a new shard flows down the graph overnight.
     nightly_refresh = dg.AutomationConditionSensorDefinition(
@@ -67,10 +103,12 @@ def build_definitions(profile_name: str | None = None, home: str | None = None,
     return dg.Definitions(
         assets=all_assets,
         asset_checks=all_checks,
-        jobs=[shard_curation_job, seed_job, synthetic_job, corpus_to_model_job],
+        jobs=_jobs(recipe) if recipe is not None else [shard_curation_job, seed_job, synthetic_job,
+                                                        corpus_to_model_job],
         sensors=[landing_shard_sensor, nightly_refresh],
         resources={
-            "storage": ModelworksStorage(root=home or modelworks_home()),
+            "storage": ModelworksStorage(root=home or modelworks_home(),
+                                         crawl=recipe.crawl if recipe is not None else []),
             "profile": ProfileResource.of(profile),
             "teacher": teacher or TeacherResource(**profile.teacher),
             # launches torchrun for pretraining and DAPT; rank 0 reports back through Pipes

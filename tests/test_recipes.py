@@ -1,0 +1,277 @@
+"""Recipes and the `modelworks` command: a recipe file resolves to exactly the profile path's settings, `--set` and
+`extends` work, a misspelt key or a wrong type stops everything with one line, and `modelworks run` takes a user's
+crawl where it lies to the report."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.profiles import PROFILES
+from pipelines.recipe import RecipeError, load_recipe, stage_schema
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = REPO / "recipes"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHIPPED = ("tiny", "demo", "smollm", "smollm_gpu", "gpu")
+
+
+def _error(path, overrides=(), **kw) -> str:
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path, overrides, **kw)
+    return str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------- the same settings
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_shipped_recipe_is_its_profile(name):
+    recipe = load_recipe(RECIPES / f"{name}.yaml")
+    assert recipe.profile == PROFILES[name]
+    assert recipe.name == name and recipe.run_config() == {}  # every size is the profile's: same runs
+
+
+def test_tiny_recipe_builds_the_definitions_the_profile_path_builds():
+    from pipelines.definitions import build_definitions
+
+    by_recipe = build_definitions(recipe=RECIPES / "tiny.yaml", home="/tmp/mw-r")
+    by_profile = build_definitions("tiny", home="/tmp/mw-r")
+    for name in ("profile", "teacher", "storage"):
+        assert by_recipe.resources[name] == by_profile.resources[name], name
+
+
+def test_tiny_recipe_with_inputs_gives_the_run_config_the_bring_your_own_test_builds(tmp_path):
+    from pipelines.definitions import job_ops
+
+    tasks = tmp_path / "my-lm-eval-tasks"
+    tasks.mkdir()
+    recipe = load_recipe(RECIPES / "tiny.yaml", [
+        f"inputs.seed_docs={FIXTURES / 'seed_docs'}", "seed.heldout_fraction=0",
+        f"inputs.benchmarks={FIXTURES / 'user_bench' / 'jsonl'}",
+        f"inputs.lm_eval_tasks=[{tasks}, plant_yesno]", "benchmarks.val_fraction=0.3"])
+    # tests/test_bring_your_own.py, by hand:
+    seed = {"ops": {"seed_corpus": {"config": {"source_dir": str(FIXTURES / "seed_docs"), "heldout_fraction": 0.0}}}}
+    bench = {"ops": {"benchmark_suite": {"config": {
+        "benchmark_sources": [str(FIXTURES / "user_bench" / "jsonl")],
+        "lm_eval_task_dirs": [str(tasks)], "lm_eval_tasks": ["plant_yesno"], "val_fraction": 0.3}}}}
+    assert recipe.run_config(job_ops("seed_job")) == seed
+    assert recipe.run_config(job_ops("corpus_to_model_job")) == bench
+    assert recipe.run_config(job_ops("shard_curation_job")) == {}
+    assert recipe.profile == dataclasses.replace(PROFILES["tiny"])
+
+
+def test_the_keys_come_from_the_code():
+    from assets.profiles import Profile
+    from assets.teacher import TeacherResource
+    from assets.training import DaptAssetConfig
+    from pipelines.definitions import all_assets
+    from pipelines.recipe import INPUT_FIELDS
+
+    schema = stage_schema()
+    assert set(schema.sections["dapt"]) == set(DaptAssetConfig.model_fields)
+    assert set(schema.sections["inputs"]["teacher"]) == set(TeacherResource.model_fields)
+    # every configurable asset has a section, so a new one cannot be left out of recipes
+    covered = {op for ops in schema.stage_ops.values() for op in ops}
+    configurable = {a.node_def.name for a in all_assets
+                    if "config" in getattr(a.node_def.compute_fn, "decorated_fn", lambda: 0).__code__.co_varnames}
+    assert configurable <= covered
+    # every profile size has exactly one recipe key, and it is a key of the schema
+    homes = schema.profile_homes
+    assert set(homes) == {f.name for f in dataclasses.fields(Profile)} - {"name"}
+    assert len(set(homes.values())) == len(homes)
+    for field, dotted in homes.items():
+        assert dotted == "inputs.teacher" or schema.key(dotted).profile == field, dotted
+    # the stage settings an input sets are not keys of their section (one home per setting)
+    assert "source_dir" not in schema.sections["seed"] and "benchmark_sources" not in schema.sections["benchmarks"]
+    assert all(op in covered for op, _ in INPUT_FIELDS)
+
+
+# ---------------------------------------------------------------------------------------------- --set, extends
+def test_set_overrides_apply():
+    recipe = load_recipe(RECIPES / "tiny.yaml", ["dapt.lr=2e-3", "dapt.seq_len=64", "curation.languages=[en, de]",
+                                                 "inputs.teacher.max_concurrency=4", "eval.limit=null"])
+    p = recipe.profile
+    assert p.dapt_lr == 0.002 and isinstance(p.dapt_lr, float)  # YAML 1.2 floats: 2e-3 is a number
+    assert p.seq_len == 128  # dapt.seq_len is DAPT's own, not the shared profile size
+    assert p.eval_limit is None and p.teacher == {"backend": "rules", "max_concurrency": 4}
+    ops = recipe.run_config()["ops"]
+    assert ops["dapt_model"]["config"] == {"seq_len": 64}
+    assert ops["curated_pages"]["config"] == {"languages": ["en", "de"]}
+    assert recipe.digest != load_recipe(RECIPES / "tiny.yaml").digest
+    assert "modelworks/recipe_yaml" in recipe.tags() and recipe.tags()["modelworks/recipe"] == "tiny"
+
+
+def test_an_unknown_key_is_one_line_naming_it_the_file_and_the_keys_near_it(tmp_path):
+    msg = _error(RECIPES / "tiny.yaml", ["dapt.lrr=1e-3"])
+    assert msg.startswith("--set dapt.lrr=1e-3: unknown key 'dapt.lrr' (did you mean 'dapt.lr'")
+    assert "valid keys in 'dapt': " in msg and "max_steps" in msg and "\n" not in msg
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"extends: {RECIPES / 'tiny.yaml'}\ndapt:\n  lrr: 1.0e-3\n")
+    msg = _error(mine)
+    assert msg.startswith(f"{mine}: unknown key 'dapt.lrr' (did you mean 'dapt.lr'") and "\n" not in msg
+    assert "unknown key 'dpt' (did you mean 'dapt'" in _error(RECIPES / "tiny.yaml", ["dpt.lr=1"])
+    assert "'inputs.teacher.backend'" in _error(RECIPES / "tiny.yaml", ["inputs.teacher.backnd=openai"])
+    assert "is set by 'inputs.seed_docs'" in _error(RECIPES / "tiny.yaml", ["seed.source_dir=/x"])
+
+
+def test_a_bad_value_is_rejected_with_its_key_and_file(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: " + str(RECIPES / "tiny.yaml") + "\ndapt:\n  max_steps: lots\n")
+    msg = _error(mine)
+    assert msg.startswith(f"{mine}: bad value for 'dapt.max_steps': expected int, got 'lots'") and "\n" not in msg
+    assert "bad value for 'dapt.max_steps'" in _error(RECIPES / "tiny.yaml", ["dapt.max_steps=1.5"])
+    assert "bad value for 'dapt.max_steps'" in _error(RECIPES / "tiny.yaml", ["dapt.max_steps=true"])
+    assert "bad value for 'curation.languages'" in _error(RECIPES / "tiny.yaml", ["curation.languages=3"])
+    assert "bad value for 'pretrain.max_steps'" in _error(RECIPES / "tiny.yaml", ["pretrain.max_steps=null"])
+    assert "'dapt' must be a mapping" in _error(RECIPES / "tiny.yaml", ["dapt=3"])
+
+
+def test_extends_follows_files_relative_to_each_other(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "mid.yaml").write_text(
+        f"extends: {os.path.relpath(RECIPES / 'tiny.yaml', tmp_path / 'base')}\n"
+        "inputs:\n  seed_docs: manuals\ndapt:\n  max_steps: 7\n")
+    (tmp_path / "top.yaml").write_text("extends: base/mid.yaml\ndapt:\n  lr: 5.0e-4\n")
+    recipe = load_recipe(tmp_path / "top.yaml")
+    assert recipe.name == "top" and len(recipe.files) == 4  # top <- mid <- tiny <- demo
+    p = recipe.profile
+    assert (p.dapt_steps, p.dapt_lr, p.base_steps) == (7, 5e-4, PROFILES["tiny"].base_steps)
+    # a path is relative to the file that names it
+    assert recipe.data["inputs"]["seed_docs"] == str(tmp_path / "base" / "manuals")
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    assert "loops back" in _error(tmp_path / "a.yaml")
+    (tmp_path / "bare.yaml").write_text("dapt:\n  lr: 1.0e-3\n")
+    msg = _error(tmp_path / "bare.yaml")
+    assert "'pretrain.max_steps'" in msg and "not set" in msg
+
+
+def test_the_resolved_recipe_loads_back_to_the_same_settings(tmp_path):
+    recipe = load_recipe(RECIPES / "smollm.yaml", ["dapt.lr=1e-3", f"inputs.crawl={tmp_path}"])
+    (tmp_path / "resolved.yaml").write_text(recipe.to_yaml())
+    again = load_recipe(tmp_path / "resolved.yaml")
+    assert (again.name, again.digest, again.profile, again.crawl) == (recipe.name, recipe.digest, recipe.profile,
+                                                                      [str(tmp_path)])
+
+
+def test_variants_are_validated(tmp_path):
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(f"extends: {RECIPES / 'tiny.yaml'}\nvariants:\n  fast: {{dapt: {{lr: 3.0e-3}}}}\n")
+    assert load_recipe(ok).variants == {"fast": {"dapt": {"lr": 3e-3}}}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"extends: {RECIPES / 'tiny.yaml'}\nvariants:\n  fast: {{dapt: {{lrr: 3.0e-3}}}}\n")
+    assert "unknown key 'variants.fast.dapt.lrr'" in _error(bad)
+
+
+def test_example_recipe_loads():
+    recipe = load_recipe(RECIPES / "example.yaml")
+    assert recipe.crawl == [str(RECIPES.parent / "data" / "crawl")]
+    with pytest.raises(RecipeError, match="inputs.crawl"):
+        recipe.check_inputs()  # its placeholders do not exist here
+
+
+# ---------------------------------------------------------------------------------------------- the crawl input
+def test_the_crawl_is_read_where_it_is(demo_root, tmp_path):
+    from assets.storage import ModelworksStorage
+    from pipelines.definitions import landing_shard_sensor
+
+    root, summary = demo_root
+    landing = root / "landing"
+    for crawl in ([str(landing)], [str(landing / "*.warc.gz")], [str(landing / f"{s}.warc.gz")
+                                                                 for s in summary["shards"]]):
+        storage = ModelworksStorage(root=str(tmp_path / "home"), crawl=crawl)
+        files = storage.crawl_files()
+        assert sorted(files) == summary["shards"]
+        assert all(Path(f).parent == landing for f in files.values())
+    result = landing_shard_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                                          resources={"storage": storage}))
+    assert sorted(r.partition_key for r in result.run_requests) == summary["shards"]
+    assert not (tmp_path / "home").exists()  # listing the crawl writes nothing
+
+
+def test_the_demo_never_writes_into_a_users_landing_folder(tmp_path):
+    from assets.storage import ModelworksStorage
+    from pipelines.runner import Console, demo_crawl
+
+    home = tmp_path / "home"
+    (home / "landing").mkdir(parents=True)
+    (home / "landing" / "my-shard.jsonl").write_text(json.dumps({"url": "http://x", "text": "hello"}) + "\n")
+    recipe = load_recipe(RECIPES / "tiny.yaml")
+    with pytest.raises(RecipeError, match="not the demo's"):
+        demo_crawl(ModelworksStorage(root=str(home)), recipe, False, Console())
+    with pytest.raises(RecipeError, match="not the demo's"):
+        demo_crawl(ModelworksStorage(root=str(home)), recipe, True, Console())
+    assert sorted(p.name for p in home.rglob("*")) == ["landing", "my-shard.jsonl"]
+    with pytest.raises(RecipeError, match="modelworks run"):
+        demo_crawl(ModelworksStorage(root=str(tmp_path / "h2")),
+                   load_recipe(RECIPES / "tiny.yaml", [f"inputs.crawl={home / 'landing'}"]), False, Console())
+    assert not (tmp_path / "h2").exists()
+
+
+def test_the_command_stops_on_a_bad_recipe_before_anything_runs(tmp_path, capsys):
+    from pipelines.cli import main
+
+    assert main(["run", str(RECIPES / "tiny.yaml"), "--home", str(tmp_path / "h"), "--set", "dapt.lrr=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown key 'dapt.lrr'" in err[0]
+    assert main(["run", "tiny", "--home", str(tmp_path / "h")]) == 2  # no crawl anywhere
+    assert "no crawl" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists()
+    assert main(["check", "tiny", "--set", "dapt.lr=1e-3"]) == 0
+    assert "lr: 0.001" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+def _cli(args, env, cwd=REPO, timeout=1200):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.e2e
+def test_modelworks_run_takes_a_users_crawl_where_it_lies_to_the_report(demo_root, tmp_path):
+    root, summary = demo_root
+    crawl = root / "landing"
+    before = {p.name: p.stat().st_mtime_ns for p in crawl.iterdir()}
+    home, dagster_home = tmp_path / "home", tmp_path / "dagster_home"
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "MODELWORKS_HOME": str(home),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("MODELWORKS_RECIPE", None)
+    proc = _cli(["run", "recipes/tiny.yaml", "--set", f"inputs.crawl={crawl}",
+                 "--set", f"inputs.seed_docs={FIXTURES / 'seed_docs'}"], env)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "corpus -> model -> report" in out and "Benchmark scores per model stage" in out
+    assert "report: " in out and "report.html" in out
+    # the user's crawl is read where it lies: nothing written into or beside it, no demo world in the home
+    assert {p.name: p.stat().st_mtime_ns for p in crawl.iterdir()} == before
+    assert not (home / "landing").exists() and not (home / "demo").exists()
+    assert sorted(p.name for p in (home / "raw" / "crawl").iterdir()) == sorted(before)
+    # the resolved recipe is stored under the root and with every run
+    recipe = load_recipe(home / "recipe.resolved.yaml")
+    assert recipe.name == "tiny" and recipe.crawl == [str(crawl)]
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    runs = instance.get_runs()
+    assert len(runs) == len(summary["shards"]) + 1 + 4 + 1
+    assert {r.tags["modelworks/recipe_hash"] for r in runs} == {recipe.digest}
+    assert all(r.tags["modelworks/recipe"] == "tiny" and "modelworks/recipe_yaml" in r.tags for r in runs)
+    report = json.loads((home / "reports" / "report.json").read_text())
+    assert len(report["stages"]) == 4
+    # `modelworks report` prints the table and where the HTML is
+    shown = _cli(["report"], env)
+    assert shown.returncode == 0 and "report.html" in shown.stdout and "tiny" in shown.stdout
+    # --only: one asset, through the same instance
+    again = _cli(["run", "recipes/tiny.yaml", "--set", f"inputs.crawl={crawl}",
+                  "--set", f"inputs.seed_docs={FIXTURES / 'seed_docs'}", "--only", "stage_report"], env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert len(instance.get_runs()) == len(runs) + 1
+    # a failing step: its stack trace once, on the terminal; the exit code says so
+    empty = tmp_path / "no-documents"
+    empty.mkdir()
+    failed = _cli(["run", "tiny", "--home", str(tmp_path / "other"), "--only", "seed_corpus",
+                   "--set", f"inputs.seed_docs={empty}"], env)
+    assert failed.returncode == 1
+    both = failed.stdout + failed.stderr
+    assert both.count("no readable seed documents") == 1 and both.count("Stack Trace") == 1
