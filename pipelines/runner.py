@@ -64,7 +64,7 @@ def quiet(log_path: Path | None):
     sys.stderr.flush()
     saved_out, saved_err = os.dup(1), os.dup(2)
     term = os.fdopen(os.dup(saved_out), "w", buffering=1)
-    log = open(log_path, "a", buffering=1, encoding="utf-8")
+    log = open(log_path, "w", buffering=1, encoding="utf-8")
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     try:

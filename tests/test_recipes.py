@@ -239,8 +239,11 @@ def test_modelworks_run_takes_a_users_crawl_where_it_lies_to_the_report(demo_roo
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "MODELWORKS_HOME": str(home),
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env.pop("MODELWORKS_RECIPE", None)
-    proc = _cli(["run", "recipes/tiny.yaml", "--set", f"inputs.crawl={crawl}",
-                 "--set", f"inputs.seed_docs={FIXTURES / 'seed_docs'}"], env)
+    # the fixture's five documents leave none held out for generated benchmarks: the user's JSONL benchmark
+    # (a path relative to the working directory, as typed)
+    inputs = ["--set", f"inputs.crawl={crawl}", "--set", f"inputs.seed_docs={FIXTURES / 'seed_docs'}",
+              "--set", "inputs.benchmarks=tests/fixtures/user_bench/jsonl"]
+    proc = _cli(["run", "recipes/tiny.yaml", *inputs], env)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "corpus -> model -> report" in out and "Benchmark scores per model stage" in out
@@ -252,6 +255,7 @@ def test_modelworks_run_takes_a_users_crawl_where_it_lies_to_the_report(demo_roo
     # the resolved recipe is stored under the root and with every run
     recipe = load_recipe(home / "recipe.resolved.yaml")
     assert recipe.name == "tiny" and recipe.crawl == [str(crawl)]
+    assert recipe.data["inputs"]["benchmarks"] == [str(FIXTURES / "user_bench" / "jsonl")]
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     runs = instance.get_runs()
     assert len(runs) == len(summary["shards"]) + 1 + 4 + 1
@@ -263,8 +267,7 @@ def test_modelworks_run_takes_a_users_crawl_where_it_lies_to_the_report(demo_roo
     shown = _cli(["report"], env)
     assert shown.returncode == 0 and "report.html" in shown.stdout and "tiny" in shown.stdout
     # --only: one asset, through the same instance
-    again = _cli(["run", "recipes/tiny.yaml", "--set", f"inputs.crawl={crawl}",
-                  "--set", f"inputs.seed_docs={FIXTURES / 'seed_docs'}", "--only", "stage_report"], env)
+    again = _cli(["run", "recipes/tiny.yaml", *inputs, "--only", "stage_report"], env)
     assert again.returncode == 0, again.stdout[-3000:]
     assert len(instance.get_runs()) == len(runs) + 1
     # a failing step: its stack trace once, on the terminal; the exit code says so
@@ -274,4 +277,4 @@ def test_modelworks_run_takes_a_users_crawl_where_it_lies_to_the_report(demo_roo
                    "--set", f"inputs.seed_docs={empty}"], env)
     assert failed.returncode == 1
     both = failed.stdout + failed.stderr
-    assert both.count("no readable seed documents") == 1 and both.count("Stack Trace") == 1
+    assert both.count("Failure: no readable seed documents") == 1 and both.count("Stack Trace") == 1
