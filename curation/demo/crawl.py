@@ -7,7 +7,8 @@ Layout written under `root`:
     demo/seed/manual-*.txt      the domain seed corpus: maintenance manuals (train facts only)
     demo/facts.json             the fact base with its train / held-out split
 
-Page kinds: domain (teaches facts, train and held-out), general (cooking, travel, sports, ...),
+Page kinds: domain (teaches facts, train and held-out), general (real English: the standard library's
+docstrings, curation/demo/real_english.py; templated cooking, travel, ... pages beyond its 468 pages),
 foreign (de/fr/es), spam, boilerplate (no main content), leak (a "practice quiz" that copies
 benchmark items verbatim). Exact duplicates (same HTML, other URL) and near duplicates (a few
 words edited, other boilerplate) are planted within and across shards.
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curation.demo import text as T
+from curation.demo.real_english import real_english_pages
 from curation.demo.facts import FactBase, Fault, build_fact_base, capitalize
 from curation.tables import read_jsonl, write_jsonl_atomic, write_text_atomic
 
@@ -44,6 +46,9 @@ class DemoCrawlConfig:
     frac_exact_dup: float = 0.06
     frac_near_dup: float = 0.06
     frac_pii: float = 0.12
+    # General pages from real English (the standard library's docstrings, curation/demo/real_english.py) as far
+    # as it goes; the templated general pages only beyond it (or everywhere when False).
+    real_english: bool = True
 
 
 @dataclass
@@ -174,6 +179,7 @@ def plan_pages(config: DemoCrawlConfig, facts: FactBase, leak_items: list[dict])
         by_eq.setdefault(f.equipment, []).append(f)
     equipments = sorted(by_eq)
     leak_cursor = 0
+    real_pages, real_cursor = (real_english_pages() if config.real_english else ()), 0
     originals: list[Page] = []
     for idx, kind in enumerate(kinds):
         site = rng.choice(_SITES[:3] if kind in ("domain", "leak") else _SITES)
@@ -185,7 +191,10 @@ def plan_pages(config: DemoCrawlConfig, facts: FactBase, leak_items: list[dict])
             title, paragraphs = _domain_page(eq, chosen, rng)
             fact_ids = [f.fact_id for f in chosen]
         elif kind == "general":
-            _, title, paragraphs = T.general_page(rng)
+            _, title, paragraphs = T.general_page(rng)  # drawn even when replaced: every other page stays as it was
+            if real_cursor < len(real_pages):  # real English (Python's docstrings) first, templates beyond it
+                title, paragraphs = real_pages[real_cursor][0], list(real_pages[real_cursor][1])
+                real_cursor += 1
         elif kind == "foreign":
             lang, title, paragraphs = T.foreign_page(rng)
         elif kind == "spam":
