@@ -108,13 +108,16 @@ def test_the_report_gives_every_stage_a_ci_and_every_step_a_verdict(demo_run):
         assert row["lo"] <= row["value"] <= row["hi"] and row["n"] > 0
     verdicts = report["verdicts"]["modelworks_mcq_test/acc"]
     assert {f"{a}→{b}" for a, b in zip(stages, stages[1:])} <= set(verdicts)
-    assert set(verdicts.values()) <= {"helped", "no significant change", "hurt"}
+    # A verdict needs enough independent units (held-out facts): below the report's minimum it must say so.
+    enough = mcq[stages[0]]["n_units"] >= report["min_units"]
+    expected = {"helped", "no significant change", "hurt"} if enough else {"too few to tell"}
+    assert set(verdicts.values()) <= expected, (mcq[stages[0]]["n_units"], verdicts)
     # Blind baselines stand beside the models, at chance on the demo's MCQ test split.
     for baseline in report["baselines"]:
         assert abs(mcq[baseline]["value"] - 0.25) <= 0.05, baseline
     for name in ("report.html", "report.md", "scores.png", "report.json"):
         assert (Path(storage.reports()) / name).stat().st_size > 0
-    assert "no significant change" in stdout or "helped" in stdout or "hurt" in stdout
+    assert any(v in stdout for v in ("no significant change", "helped", "hurt", "too few to tell"))
 
 
 def test_base_pretraining_loss_went_down(demo_run):
