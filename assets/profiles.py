@@ -55,6 +55,8 @@ class Profile:
     # score every stage's perplexity on real English shipped with Python too (evaluation/reference_text.py): the
     # demo's general pages are templated, so only this shows what a *pretrained* model forgets
     reference_text_probe: bool = False
+    # DAPT: weight of the KL distillation to the start model on the replay rows (training/pretrain.py); 0 = off
+    dapt_kl_weight: float = 0.0
 
 
 PROFILES = {
@@ -74,10 +76,10 @@ PROFILES = {
     # README "Profiles"), too few to train on; set the teacher resource to a real server for real use.
     "smollm": Profile("smollm", n_shards=4, pages_per_shard=250, vocab_size=49152, model_preset="demo", seq_len=256,
                       micro_batch_size=4, base_steps=0, dapt_steps=168, base_lr=0.0, dapt_lr=1.5e-3,
-                      dapt_replay_ratio=0.25, sft_epochs=2, sft_lr=2e-4, dpo_epochs=1, dpo_lr=2e-5,
+                      dapt_replay_ratio=0.5, sft_epochs=2, sft_lr=2e-4, dpo_epochs=1, dpo_lr=2e-5,
                       eval_batch_size=16, eval_limit=None, checkpoint_every=42, base_start="smollm2",
                       dapt_lora_r=16, post_lora_r=16, post_max_length=256, seed_chunk_words=200,
-                      synthetic_topics_per_chunk=1, reference_text_probe=True),
+                      synthetic_topics_per_chunk=1, reference_text_probe=True, dapt_kl_weight=1.0),
     # The same recipe on one GPU: the same code with larger sizes (full fine-tuning, longer sequences, more DAPT
     # tokens); point the teacher resource at a served model (openai backend) for real SFT/DPO data.
     "smollm_gpu": Profile("smollm_gpu", n_shards=16, pages_per_shard=2000, vocab_size=49152, model_preset="demo",

@@ -150,10 +150,12 @@ class DaptAssetConfig(PretrainAssetConfig):
     # LoRA (peft) on the pretrained model, merged into the weights on save; 0 = full fine-tuning.
     lora_r: int | None = None
     lora_alpha: float = 32.0
+    # KL(start model || model) on the replay rows, times this weight, added to the loss (training/pretrain.py)
+    kl_weight: float | None = None
 
 
 DAPT_FROM_PROFILE = {**PRETRAIN_FROM_PROFILE, "max_steps": "dapt_steps", "lr": "dapt_lr",
-                     "replay_ratio": "dapt_replay_ratio", "lora_r": "dapt_lora_r"}
+                     "replay_ratio": "dapt_replay_ratio", "lora_r": "dapt_lora_r", "kl_weight": "dapt_kl_weight"}
 
 
 def _loss_plot(curve, title: str, out_dir: Path) -> dict:
@@ -277,7 +279,7 @@ def base_model(context: dg.AssetExecutionContext, config: PretrainAssetConfig, s
     return dg.MaterializeResult(metadata={**result.metadata, "start": "scratch"})
 
 
-@dg.asset(group_name="training", code_version="2", deps=[base_model, "domain_tokens", "general_tokens"],
+@dg.asset(group_name="training", code_version="3", deps=[base_model, "domain_tokens", "general_tokens"],
           kinds={"pytorch"}, pool="training",
           description="Domain-adaptive pretraining: the base model continued on the domain corpus, with general replay.")
 def dapt_model(context: dg.AssetExecutionContext, config: DaptAssetConfig, storage: ModelworksStorage,

@@ -175,6 +175,27 @@ def test_dapt_continues_from_base_and_improves_domain_loss(work, base_model):
     assert after < 0.8 * before
 
 
+def test_dapt_kl_to_the_start_model_keeps_general_text_closer(work, base_model):
+    """The distillation term on replay rows (kl_weight) keeps the model's general-text loss nearer the base
+    model's than the same run without it; full fine-tuning keeps a frozen copy, LoRA switches adapters off."""
+    root = work["root"]
+    general_before = evaluate_loss(root / "base", root / "general", n_batches=3)["loss"]
+    drift = {}
+    for kl, lora in ((0.0, 0), (2.0, 0), (2.0, 4)):
+        config = PretrainConfig(seq_len=128, micro_batch_size=8, max_steps=20, lr=2e-3, warmup_steps=2,
+                                schedule="wsd", log_every=10, num_threads=1, kl_weight=kl, lora_r=lora)
+        logged = []
+        pretrain(config, root / "domain", root / f"dapt-kl{kl}-r{lora}", init_model_dir=root / "base",
+                 replay_data_dir=root / "general", replay_ratio=0.5, log_fn=lambda s, m: logged.append(m))
+        if kl:
+            assert all(m["kl_to_start"] >= 0 for m in logged)
+        drift[(kl, lora)] = abs(evaluate_loss(root / f"dapt-kl{kl}-r{lora}", root / "general", n_batches=3)["loss"]
+                                - general_before)
+    assert drift[(2.0, 0)] < drift[(0.0, 0)]
+    with pytest.raises(ValueError, match="kl_weight"):
+        pretrain(PretrainConfig(max_steps=1, kl_weight=1.0), root / "domain", root / "x", init_model_dir=root / "base")
+
+
 # --- post-training ---------------------------------------------------------------------------------
 
 

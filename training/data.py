@@ -36,6 +36,7 @@ class GlobalBatchSampler:
         self.grad_accum_steps = grad_accum_steps
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.step = 0  # next optimizer step to draw (0-based)
+        self.last_replay_masks: list[torch.Tensor] = []
 
     @property
     def global_batch_size(self) -> int:
@@ -57,12 +58,14 @@ class GlobalBatchSampler:
         ids, from_replay = self._global_ids(self.step)
         self.step += 1
         b = self.micro_batch_size
-        out = []
+        out, masks = [], []
         for a in range(self.grad_accum_steps):
             chunk = a * self.world_size + self.rank
             sl = slice(chunk * b, (chunk + 1) * b)
             out.append(torch.stack([(self.replay if r else self.data)[int(i)]
                                     for i, r in zip(ids[sl].tolist(), from_replay[sl].tolist())]))
+            masks.append(from_replay[sl].clone())
+        self.last_replay_masks = masks  # which rows of each micro-batch came from the replay data
         return out
 
     def state_dict(self) -> dict:

@@ -66,6 +66,11 @@ class PretrainConfig(LoraOptions):  # LoRA only when continuing from init_model_
     compile: bool = False  # torch.compile each decoder layer
     deterministic: bool = True  # torch.use_deterministic_algorithms during training (bitwise-resumable on CPU)
     checkpoint_every: int = 0  # steps between checkpoints (when a checkpoint_dir is given); 0: only at the end
+    # DAPT only: on the replay (general) rows, add kl_weight * KL(start model || model) per token, a distillation
+    # term that keeps the model's general-text predictions near the pretrained model's (LwF, Li & Hoiem 2016;
+    # the KL anchor of continual-pretraining recipes). With LoRA the start model is the same network with its
+    # adapters switched off (no second copy); with full fine-tuning a frozen copy is kept.
+    kl_weight: float = 0.0
     keep_checkpoints: int = 2  # the latest k valid checkpoints are kept
 
 
@@ -189,6 +194,22 @@ def next_token_loss(model: PreTrainedModel, batch: torch.Tensor) -> torch.Tensor
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1))
 
 
+def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over tokens of KL(ref || model), both given as logits (..., vocab)."""
+    ref_logp = F.log_softmax(ref_logits.float(), dim=-1)
+    logp = F.log_softmax(logits.float(), dim=-1)
+    return (ref_logp.exp() * (ref_logp - logp)).sum(-1).mean()
+
+
+def _reference_logits(model, reference, inputs: torch.Tensor) -> torch.Tensor:
+    """The start model's logits on `inputs`: a frozen copy's, or (LoRA) the same model with adapters off."""
+    with torch.no_grad():
+        if reference is not None:
+            return reference(input_ids=inputs).logits
+        with model.disable_adapter():
+            return model(input_ids=inputs).logits
+
+
 def _fsdp_full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     # Collective: gathers every shard; rank 0 gets full CPU tensors, the others an empty dict.
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -264,6 +285,14 @@ def _pretrain(c: PretrainConfig, env: DistEnv, data_dir, out_dir, tokenizer_dir,
         if env.distributed and c.parallelism == "fsdp":
             raise ValueError("LoRA runs with parallelism='ddp' (adapters are small; FSDP would shard frozen weights)")
         model = apply_lora(model, c.lora)
+    reference = None
+    if c.kl_weight > 0:
+        if init_model_dir is None or not (replay_data_dir and replay_ratio > 0):
+            raise ValueError("kl_weight > 0 distills the start model on replay rows: it needs init_model_dir and replay")
+        if c.lora_r == 0:
+            import copy
+
+            reference = copy.deepcopy(model).eval().requires_grad_(False)
     model_class = base_model_class(model)  # before fully_shard swaps in its FSDP subclass
     n_params = sum(p.numel() for p in model.parameters())
     n_trainable = trainable_parameters(model)
@@ -315,13 +344,24 @@ def _pretrain(c: PretrainConfig, env: DistEnv, data_dir, out_dir, tokenizer_dir,
             group["lr"] = lr
         micro_batches = sampler.next_micro_batches()
         loss_sum = torch.zeros((), device=device)
+        kl_sum = torch.zeros((), device=device)
         for i, batch in enumerate(micro_batches):
             # Only the last micro-batch all-reduces gradients (DDP) / reduce-scatters them (FSDP).
             sync = contextlib.nullcontext() if i == grad_accum - 1 or not env.distributed else no_grad_sync(train_model)
             with sync:
                 with _autocast(device):
-                    loss = next_token_loss(train_model, batch.to(device, non_blocking=True))
-                (loss / grad_accum).backward()  # accumulate the mean over micro-batches
+                    batch = batch.to(device, non_blocking=True)
+                    inputs = batch[:, :-1]
+                    logits = train_model(input_ids=inputs).logits
+                    loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1))
+                    total = loss
+                    rows = sampler.last_replay_masks[i].to(device) if c.kl_weight > 0 else None
+                    if rows is not None and bool(rows.any()):
+                        ref = _reference_logits(model, reference, inputs[rows])
+                        kl = kl_to_reference(logits[rows], ref)
+                        total = loss + c.kl_weight * kl
+                        kl_sum += kl.detach()
+                (total / grad_accum).backward()  # accumulate the mean over micro-batches
             loss_sum += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(train_model.parameters(), c.grad_clip)
         optimizer.step()
@@ -336,6 +376,8 @@ def _pretrain(c: PretrainConfig, env: DistEnv, data_dir, out_dir, tokenizer_dir,
             gn = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             metrics = {"loss": step_loss, "lr": lr, "grad_norm": float(gn), "tokens_per_s": tps,
                        "mfu": tps * fpt / peak_flops, "elapsed_s": now - t0}
+            if c.kl_weight > 0:
+                metrics["kl_to_start"] = float(kl_sum / grad_accum)
             log_history.append({"step": step, **metrics})
             if env.is_main:
                 log_fn(step, metrics)
