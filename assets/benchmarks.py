@@ -14,6 +14,7 @@ from assets.storage import ModelworksStorage
 from assets.synthetic import load_chunks, read_synthetic, teacher_failure
 from assets.teacher import TeacherResource
 from curation.tables import read_jsonl, write_jsonl_atomic, write_parquet_atomic
+from evaluation.baselines import BLIND_TOLERANCE
 
 
 class BenchmarkConfig(dg.Config):
@@ -39,7 +40,7 @@ def _resolve_source(config: BenchmarkConfig, storage: ModelworksStorage) -> str:
     return "demo" if storage.exists(storage.demo_facts()) else "heldout"
 
 
-@dg.asset(group_name="benchmarks", code_version="2", deps=[seed_corpus], kinds={"jsonl", "yaml"},
+@dg.asset(group_name="benchmarks", code_version="3", deps=[seed_corpus], kinds={"jsonl", "yaml"},
           description="The benchmark suite: validated items per kind, a validation and a test split, lm-eval task "
                       "configs over the local files, bad rows quarantined with their reason.")
 def benchmark_suite(context: dg.AssetExecutionContext, config: BenchmarkConfig, storage: ModelworksStorage,
@@ -84,7 +85,9 @@ def benchmark_suite(context: dg.AssetExecutionContext, config: BenchmarkConfig, 
         sources = [str(sources_dir)]
         meta |= {"heldout_chunks": len(chunks), "generated_kinds": dg.MetadataValue.json(sorted(written)), "teacher_model": t.model_name, "teacher_requests": t.stats["requests"],
                  "generation_quarantined": dg.MetadataValue.json(dict(Counter(r.get("reason")
-                                                                              for r in result.quarantine)))}
+                                                                              for r in result.quarantine))),
+                 "generation_options_rejected": dg.MetadataValue.json(dict(Counter(
+                     r.get("reason") for r in result.quarantine if r.get("stage") == "options")))}
     else:
         raise dg.Failure(f"unknown benchmark source {source!r}: files, heldout, demo or auto")
 
@@ -95,6 +98,14 @@ def benchmark_suite(context: dg.AssetExecutionContext, config: BenchmarkConfig, 
         raise dg.Failure(f"benchmark files could not be read: {err}") from err
     storage.write_text(json.dumps({"tasks": config.lm_eval_tasks, "task_dirs": config.lm_eval_task_dirs}),
                        storage.external_tasks())
+    # Blind baselines measured now, on the items as built; the never-seen rule needs the post-training data,
+    # so it is measured when the synthetic sets exist (else at the report, beside the models).
+    from evaluation.baselines import post_training_texts
+    from evaluation.benchmarks import record_blind_baselines
+
+    post = post_training_texts(read_synthetic(storage, "sft") + read_synthetic(storage, "preferences"))
+    origin = "files" if source == "files" else "generated"
+    manifest = {**manifest, **record_blind_baselines(suite_dir, post or None, origin=origin)}
     benches = manifest["benchmarks"]
     first_mcq = next((n for n, b in benches.items() if b["kind"] == "mcq"), None)
     example = read_jsonl(benches[first_mcq]["files"]["test"])[0] if first_mcq else {}
@@ -106,10 +117,51 @@ def benchmark_suite(context: dg.AssetExecutionContext, config: BenchmarkConfig, 
         "quarantine_reasons": dg.MetadataValue.json({n: b["quarantine_reasons"] for n, b in benches.items()
                                                      if b["quarantine_reasons"]}),
         "chance_test": dg.MetadataValue.json(suite_chance(suite_dir)),
+        "blind_baselines_test": dg.MetadataValue.json(_baseline_table(manifest, "test")),
         "lm_eval_tasks": dg.MetadataValue.json(manifest["tasks"]),
         "external_lm_eval_tasks": dg.MetadataValue.json(config.lm_eval_tasks + config.lm_eval_task_dirs),
         "example_test_item": dg.MetadataValue.json(example),
         "path": dg.MetadataValue.path(storage.benchmark_suite())})
+
+
+def _baseline_table(manifest: dict, split: str) -> dict:
+    """{benchmark: {rule: "acc [lo, hi] (chance c)"}} for the metadata."""
+    return {name: {rule: f"{r['acc']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] (chance {r['chance']:.3f}, n={r['n']})"
+                   for rule, r in b.get("blind_baselines", {}).get(split, {}).items()}
+            for name, b in manifest["benchmarks"].items() if b.get("blind_baselines", {}).get(split)}
+
+
+class BlindBaselineCheckConfig(dg.Config):
+    tolerance: float = Field(default=BLIND_TOLERANCE, description="A blind rule (shortest option, most word overlap "
+                                                                  "with the question, option never seen in post-"
+                                                                  "training data) may beat chance by this much.")
+    split: str = Field(default="test", description="The split the rule is enforced on (the report's).")
+
+
+@dg.asset_check(asset=benchmark_suite, blocking=True,
+                description="Blind baselines sit at chance: on a generated benchmark (held-out documents or the demo) "
+                            "the check fails, and stops the chain, when a rule that knows nothing beats chance by more "
+                            "than the tolerance on the test split; on the user's own benchmark files it only warns.")
+def blind_baselines_at_chance(config: BlindBaselineCheckConfig, storage: ModelworksStorage) -> dg.AssetCheckResult:
+    from evaluation.benchmarks import blind_baseline_failures, read_manifest
+
+    with storage.reading(storage.benchmark_suite()) as suite_dir:
+        manifest = read_manifest(suite_dir)
+    failures = blind_baseline_failures(manifest, config.split, config.tolerance)
+    generated = manifest.get("origin", "generated") != "files"
+    few = sorted({f["benchmark"] for f in failures if f["n"] < 100})
+    return dg.AssetCheckResult(
+        passed=not failures,
+        severity=dg.AssetCheckSeverity.ERROR if generated else dg.AssetCheckSeverity.WARN,
+        description=(None if not failures else
+                     ("generated benchmark: " if generated else "your benchmark files (a warning only): ")
+                     + "; ".join(f"{f['benchmark']}: {f['rule']} {f['acc']:.3f} > chance {f['chance']:.3f} + "
+                                 f"{config.tolerance}" for f in failures[:4])
+                     + (f" (fewer than 100 items in {few}: read the CI)" if few else "")),
+        metadata={"origin": manifest.get("origin", "generated"), "tolerance": config.tolerance,
+                  "never_seen_measured": manifest.get("never_seen_measured", False),
+                  "baselines": dg.MetadataValue.json(_baseline_table(manifest, config.split)),
+                  "above_tolerance": dg.MetadataValue.json(failures)})
 
 
 class DecontaminationConfig(dg.Config):

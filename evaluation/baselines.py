@@ -6,6 +6,9 @@ every item (so the report can put a bootstrap CI on it, like on a model):
 - `shortest option`: pick the option with the fewest characters.
 - `most word overlap with the question`: pick the option sharing the most content words with the
   question (the classic "the answer repeats the question's words" artefact).
+- `option most alike to the others`: pick the option sharing the most words with the other
+  options (Jaccard of word sets, summed). Distractors made by changing the key in one place
+  each leave the key in the middle of them all; this rule finds it.
 - `option never seen in post-training data`: pick the option least covered by the SFT/DPO
   texts (share of its word bigrams found there; a single-word option counts its word). If the
   distractors were the answers of *other* post-training questions, this rule finds the correct
@@ -14,6 +17,11 @@ every item (so the report can put a bootstrap CI on it, like on a model):
 Ties are scored by their expectation: an item where the rule cannot choose between t options,
 one of them correct, scores 1/t (the mean score of breaking the tie at random), so a rule that
 is blind gets exactly the chance level instead of a lucky or unlucky draw.
+
+`blind_giveaways` says why one item is blind-passable (what a generator rejects), and
+`baseline_summary` gives each rule's mean with a 95% bootstrap CI beside chance and the verdict
+`above_tolerance` (mean > chance + `BLIND_TOLERANCE`), which the benchmark suite records when it
+is built and its asset check enforces on generated benchmarks.
 """
 from __future__ import annotations
 
@@ -23,7 +31,10 @@ from collections.abc import Iterable
 SHORTEST = "shortest option"
 WORD_OVERLAP = "most word overlap with the question"
 NEVER_SEEN = "option never seen in post-training data"
+CENTRAL = "option most alike to the others"
 BASELINES = (SHORTEST, WORD_OVERLAP, NEVER_SEEN)
+# A benchmark whose blind rule beats chance by more than this (accuracy points) measures form, not knowledge.
+BLIND_TOLERANCE = 0.05
 
 _STOPWORDS = frozenset(
     "a an the of in on at to for from by with and or is are was were be been it its this that these those "
@@ -66,6 +77,19 @@ def word_overlap(item: dict) -> float:
     question, options, answer = _options(item)
     asked = _content_words(question)
     return _pick_score([len(_content_words(o) & asked) for o in options], answer, best=max)
+
+
+def most_central(options: list[str], answer: int) -> float:
+    """Expected accuracy of picking the option most alike to the others (summed Jaccard of word sets)."""
+    sets = [set(_words(o)) for o in options]
+    sims = [round(sum(len(a & b) / len(a | b) for j, b in enumerate(sets) if j != i and a | b), 9)
+            for i, a in enumerate(sets)]
+    return _pick_score(sims, answer, best=max)
+
+
+def central_option(item: dict) -> float:
+    _, options, answer = _options(item)
+    return most_central(options, answer)
 
 
 class SeenIndex:
@@ -118,4 +142,59 @@ def post_training_texts(rows: Iterable[dict]) -> list[str]:
             elif isinstance(value, str):
                 parts.append(value)
         out.append("\n".join(parts))
+    return out
+
+
+def blind_giveaways(question: str, options: list[str], answer: int, margin: float = 0.15,
+                    slack_chars: int = 2) -> list[str]:
+    """Why a blind rule could pick this item's key: [] for none, else reasons (in this order).
+
+    - duplicate_options: two options are the same words (case and punctuation aside);
+    - key_unique_shortest / key_unique_longest: the key is shorter (longer) than every other option
+      by more than `margin` of its length and `slack_chars` characters;
+    - key_unique_word_overlap: the key shares more content words with the question than any other option.
+    """
+    reasons = []
+    norm = [" ".join(_words(o)) for o in options]
+    if len(set(norm)) != len(norm):
+        reasons.append("duplicate_options")
+    lengths = [len(o.strip()) for o in options]
+    key_len, others = lengths[answer], [n for i, n in enumerate(lengths) if i != answer]
+    gap = max(slack_chars, margin * key_len)
+    if others and min(others) - key_len > gap:
+        reasons.append("key_unique_shortest")
+    if others and key_len - max(others) > gap:
+        reasons.append("key_unique_longest")
+    asked = _content_words(question)
+    overlap = [len(_content_words(o) & asked) for o in options]
+    if overlap[answer] > max((v for i, v in enumerate(overlap) if i != answer), default=-1):
+        reasons.append("key_unique_word_overlap")
+    return reasons
+
+
+def baseline_summary(items: list[dict], chance: float | None = None, seen: SeenIndex | Iterable[str] | None = None,
+                     tolerance: float = BLIND_TOLERANCE) -> dict[str, dict]:
+    """{rule: {"acc", "lo", "hi", "n", "chance", "above_tolerance"}} on multiple-choice/completion items.
+
+    `acc` is the mean item score, lo/hi its 95% bootstrap interval (resampling the items' groups);
+    the never-seen rule only when `seen` (post-training texts or their index) is given.
+    `above_tolerance`: acc > chance + tolerance — the rule the benchmark check enforces; with few
+    items read it beside the CI (a small benchmark can land there by luck).
+    """
+    from evaluation.stats import bootstrap_ci
+
+    if not items:
+        return {}
+    if chance is None:
+        chance = sum(1.0 / len(_options(i)[1]) for i in items) / len(items)
+    rules = {SHORTEST: shortest_option, WORD_OVERLAP: word_overlap, CENTRAL: central_option}
+    if seen is not None:
+        index = seen if isinstance(seen, SeenIndex) else SeenIndex(seen)
+        rules[NEVER_SEEN] = lambda i: never_seen(i, index)
+    groups = [str(i.get("group", i.get("id", k))) for k, i in enumerate(items)]
+    out = {}
+    for name, rule in rules.items():
+        mean, lo, hi = bootstrap_ci([rule(i) for i in items], groups=groups)
+        out[name] = {"acc": round(mean, 4), "lo": round(lo, 4), "hi": round(hi, 4), "n": len(items),
+                     "chance": round(chance, 4), "above_tolerance": bool(mean > chance + tolerance + 1e-9)}
     return out

@@ -22,6 +22,12 @@ its line number and reason.
 Splits: an item's group is hashed with the seed to a number in [0, 1); below `val_fraction` it
 goes to VALIDATION (choose hyperparameters and checkpoints there), else to TEST (the report
 only). Hashing per group keeps the assignment of an item stable when other items are added.
+
+Blind baselines: the manifest records, per multiple-choice/completion benchmark and split, how
+well rules that know nothing score (`evaluation.baselines`: shortest option, most word overlap
+with the question, and option never seen in post-training data when those texts are given),
+with a 95% CI and whether each exceeds chance + tolerance — measured when the suite is built,
+so a benchmark that form alone can pass is known before any model is scored on it.
 """
 from __future__ import annotations
 
@@ -223,14 +229,19 @@ def split_file(data_dir: str | os.PathLike, name: str, split: str) -> Path:
 
 
 def write_benchmark_suite(benchmarks: list[LoadedBenchmark], out_dir: str | os.PathLike,
-                          val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> dict:
+                          val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED,
+                          post_training_texts: list[str] | None = None) -> dict:
     """Write every benchmark's validation and test files, its quarantine and a manifest.
 
     Layout: `out_dir/data/<name>.<split>.jsonl`, `out_dir/quarantine/<name>.jsonl` (only when rows
     were bad), `out_dir/manifest.json` (written last). Returns the manifest:
     {"val_fraction", "seed", "benchmarks": {name: {"kind", "source", "n_items", "n_quarantined",
-    "n_validation", "n_test", "chance", "files": {split: path}}}}.
+    "n_validation", "n_test", "chance", "blind_baselines": {split: {rule: {"acc", "lo", "hi", "n",
+    "chance", "above_tolerance"}}} (multiple choice and completion only), "files": {split: path}}}}.
     """
+    from evaluation.baselines import SeenIndex
+
+    seen = SeenIndex(post_training_texts) if post_training_texts is not None else None
     out_dir = Path(out_dir)
     names = [b.name for b in benchmarks]
     if len(set(names)) != len(names):
@@ -250,10 +261,56 @@ def write_benchmark_suite(benchmarks: list[LoadedBenchmark], out_dir: str | os.P
             "quarantine_reasons": _reason_counts(bench.quarantined),
             **{f"n_{s}": len(rows) for s, rows in splits.items()},
             "chance": {s: chance_level(bench.kind, rows) for s, rows in splits.items()},
+            **({"blind_baselines": _blind_baselines(bench.kind, splits, seen)}
+               if bench.kind in ("mcq", "completion") else {}),
             "files": files,
         }
     write_text_atomic(json.dumps(manifest, indent=1), out_dir / "manifest.json")
     return manifest
+
+
+def _blind_baselines(kind: str, splits: dict[str, list[dict]], seen) -> dict[str, dict]:
+    from evaluation.baselines import baseline_summary
+
+    return {s: baseline_summary(rows, chance_level(kind, rows), seen) for s, rows in splits.items() if rows}
+
+
+def record_blind_baselines(bench_dir: str | os.PathLike, post_training_texts: list[str] | None = None,
+                           origin: str | None = None) -> dict:
+    """Recompute every benchmark's blind baselines from its split files and rewrite the manifest (atomically).
+
+    For a suite built before the post-training data existed, or to add the never-seen rule once
+    it does. `origin` ("generated": written by the teacher or the demo, "files": the user's own)
+    is recorded too; the benchmark check fails a generated suite and only warns on a user's.
+    """
+    from evaluation.baselines import SeenIndex
+
+    bench_dir = Path(bench_dir)
+    manifest = read_manifest(bench_dir)
+    seen = SeenIndex(post_training_texts) if post_training_texts is not None else None
+    for name, b in manifest["benchmarks"].items():
+        if b["kind"] in ("mcq", "completion"):
+            splits = {s: read_split(bench_dir, name, s) for s in SPLITS if b.get(f"n_{s}")}
+            b["blind_baselines"] = _blind_baselines(b["kind"], splits, seen)
+    if origin is not None:
+        manifest["origin"] = origin
+    manifest["never_seen_measured"] = seen is not None
+    write_text_atomic(json.dumps(manifest, indent=1), bench_dir / "manifest.json")
+    return manifest
+
+
+def blind_baseline_failures(manifest: dict, split: str = "test", tolerance: float | None = None) -> list[dict]:
+    """Every (benchmark, rule) of one split whose blind baseline exceeds chance + tolerance, worst first."""
+    from evaluation.baselines import BLIND_TOLERANCE
+
+    tolerance = BLIND_TOLERANCE if tolerance is None else tolerance
+    out = []
+    for name, b in manifest["benchmarks"].items():
+        for rule, r in (b.get("blind_baselines") or {}).get(split, {}).items():
+            if r["acc"] > r["chance"] + tolerance + 1e-9:
+                out.append({"benchmark": name, "rule": rule, "acc": r["acc"], "lo": r["lo"], "hi": r["hi"],
+                            "chance": r["chance"], "n": r["n"]})
+    return sorted(out, key=lambda f: f["chance"] - f["acc"])
 
 
 def _reason_counts(quarantined: list[dict]) -> dict[str, int]:
