@@ -1,49 +1,73 @@
-"""Domain group: bottom-up selection of domain pages from the curated web by similarity to the seed corpus."""
+"""Domain group: bottom-up selection of domain pages from the curated web by a seed-vs-crawl classifier."""
 
 import dagster as dg
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from assets.curation import demo_truth, read_table
 from assets.dedup import deduplicated_pages
 from assets.seed import seed_corpus
 from assets.storage import ModelworksStorage
-from curation.domain import DEFAULT_DOMAIN_THRESHOLD, domain_similarity, holdout_mask, select_domain
+from curation.domain import DomainClassifierConfig, holdout_mask, seed_vocabulary_share, select_domain_pages
 from curation.tables import write_parquet_atomic
+
+_DEFAULTS = DomainClassifierConfig()
 
 
 class DomainSelectionConfig(dg.Config):
-    similarity_threshold: float = DEFAULT_DOMAIN_THRESHOLD
+    min_precision: float = Field(default=_DEFAULTS.min_precision, description=(
+        "Expected precision the selected pages must reach: the threshold is the one with the best expected F1 "
+        "among those whose expected precision (from the score mixture fitted on held-out scores) reaches it."))
+    min_seed_agreement: float = Field(default=_DEFAULTS.min_seed_agreement, description=(
+        "Reverse test: a classifier of the selected pages vs the other pages must rank the seed chunks above those "
+        "other pages with at least this probability (an AUC), or the selection is dropped (empty domain corpus, "
+        "with a warning)."))
+    max_negatives: int = Field(default=_DEFAULTS.max_negatives,
+                               description="Crawl pages sampled as the classifier's negatives.")
+    seed: int = _DEFAULTS.seed
     general_heldout_fraction: float = 0.1  # general pages set aside to measure forgetting (perplexity)
     general_heldout_max_docs: int = 200
 
 
+def _generation_chunks(storage: ModelworksStorage) -> tuple[list[str], list[str]]:
+    """(texts, document ids) of the seed chunks of the generation part; held-out documents stay unseen."""
+    chunks = read_table(storage, storage.seed_chunks(), columns=["doc_id", "text", "split"])
+    rows = [(d, t) for d, t, s in zip(*(chunks.column(c).to_pylist() for c in ("doc_id", "text", "split")))
+            if s == "generation"]
+    return [t for _, t in rows], [d for d, _ in rows]
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("domain_corpus", group_name="domain", code_version="1", kinds={"parquet"},
+        dg.AssetSpec("domain_corpus", group_name="domain", code_version="2", kinds={"parquet"},
                      deps=[deduplicated_pages, seed_corpus],
-                     description="Curated web pages similar to the seed corpus: the DAPT corpus."),
-        dg.AssetSpec("general_corpus", group_name="domain", code_version="3", kinds={"parquet"},
+                     description="Curated web pages a seed-vs-crawl classifier selects at a target precision "
+                                 "(threshold and error measured on held-out data): the DAPT corpus."),
+        dg.AssetSpec("general_corpus", group_name="domain", code_version="4", kinds={"parquet"},
                      deps=[deduplicated_pages, seed_corpus],
                      description="The rest of the curated web: the general pretraining corpus."),
-        dg.AssetSpec("general_heldout_text", group_name="domain", code_version="2", kinds={"parquet"},
+        dg.AssetSpec("general_heldout_text", group_name="domain", code_version="3", kinds={"parquet"},
                      deps=[deduplicated_pages, seed_corpus],
                      description="General web pages set aside by a seeded hash and never trained on: the "
                                  "general-text perplexity that shows forgetting during DAPT and SFT."),
     ],
 )
-def domain_selection(config: DomainSelectionConfig, storage: ModelworksStorage):
+def domain_selection(context: dg.AssetExecutionContext, config: DomainSelectionConfig, storage: ModelworksStorage):
     pages = read_table(storage, storage.deduplicated_pages())
-    # Only the generation part of the seed corpus steers selection; held-out documents stay unseen.
-    chunks = read_table(storage, storage.seed_chunks(), columns=["doc_id", "text", "split"])
-    by_doc: dict[str, list[str]] = {}
-    for doc, text, split in zip(*(chunks.column(c).to_pylist() for c in ("doc_id", "text", "split"))):
-        if split == "generation":
-            by_doc.setdefault(doc, []).append(text)
-    seed_texts = ["\n\n".join(parts) for parts in by_doc.values()]
-    scores = domain_similarity(seed_texts, pages.column("text").to_pylist())
-    mask = select_domain(scores, config.similarity_threshold)
-    pages = pages.append_column("domain_score", pa.array(scores.astype(np.float64)))
+    seed_texts, seed_docs = _generation_chunks(storage)
+    if not seed_texts:
+        raise dg.Failure("the seed corpus has no generation chunks: nothing to select domain pages by")
+    cfg = DomainClassifierConfig(min_precision=config.min_precision, min_seed_agreement=config.min_seed_agreement,
+                                 max_negatives=config.max_negatives, seed=config.seed)
+    langs = pages.column("lang").to_pylist() if "lang" in pages.column_names else None
+    sel = select_domain_pages(seed_texts, seed_docs, pages.column("text").to_pylist(), cfg,
+                              page_ids=pages.column("id").to_pylist(), page_languages=langs)
+    if sel.warning:
+        context.log.warning(sel.warning)
+    mask = sel.selected
+    pages = pages.append_column("domain_score", pa.array(sel.scores.astype(np.float64)))
+    pages = pages.append_column("domain_probability", pa.array(sel.domain_probability.astype(np.float64)))
     domain = pages.filter(pa.array(mask))
     held = ~mask & holdout_mask(pages.column("id").to_pylist(), config.general_heldout_fraction)
     held[np.flatnonzero(held)[config.general_heldout_max_docs:]] = False
@@ -59,12 +83,18 @@ def domain_selection(config: DomainSelectionConfig, storage: ModelworksStorage):
 
         quality["vs_ground_truth"] = dg.MetadataValue.json(score_domain(
             set(domain.column("url").to_pylist()), set(pages.column("url").to_pylist()), truth))
-    hist = np.histogram(scores, bins=10, range=(0.0, 1.0))[0].tolist()
+    v = sel.validation
+    estimates = {key: v[key] for key in ("expected_precision", "expected_recall") if v[key] is not None}
+    hist = np.histogram(sel.scores, bins=10, range=(0.0, 1.0))[0].tolist()
     yield dg.MaterializeResult(asset_key="domain_corpus", metadata={
         "rows": domain.num_rows, "words": int(pa.compute.sum(domain.column("n_words")).as_py() or 0),
         "selected_fraction": round(domain.num_rows / max(1, pages.num_rows), 4),
-        "threshold": config.similarity_threshold, "score_histogram_0_to_1": dg.MetadataValue.json(hist),
-        "seed_documents_used": len(seed_texts),
+        "threshold": v["threshold"], "min_precision": config.min_precision, **estimates,
+        "recall_heldout_seed_chunks": v["recall_heldout_seed_chunks"],
+        "estimated_domain_fraction": v["estimated_domain_fraction_of_crawl"], "seed_agreement": v["seed_agreement"],
+        "validation": dg.MetadataValue.json(v),
+        **({"warning": sel.warning} if sel.warning else {}), "score_histogram_0_to_1": dg.MetadataValue.json(hist),
+        "seed_chunks_used": len(seed_texts), "seed_documents_used": len(set(seed_docs)),
         "path": dg.MetadataValue.path(storage.corpus("domain_corpus")), **quality})
     yield dg.MaterializeResult(asset_key="general_corpus", metadata={
         "rows": general.num_rows, "words": int(pa.compute.sum(general.column("n_words")).as_py() or 0),
@@ -74,16 +104,40 @@ def domain_selection(config: DomainSelectionConfig, storage: ModelworksStorage):
         "path": dg.MetadataValue.path(storage.corpus("general_heldout_text"))})
 
 
-@dg.asset_check(asset="domain_corpus", description="The domain corpus is non-empty and clearly more similar to the "
-                                                   "seed corpus than the general corpus is.")
+@dg.asset_check(asset="domain_corpus",
+                description="The classifier found domain pages in the crawl. A warning, not a failure: a crawl "
+                            "without pages of the seed documents' domain gives an empty domain corpus, and DAPT "
+                            "then trains on the generation part of the seed documents instead.")
+def domain_corpus_found_domain_pages(storage: ModelworksStorage) -> dg.AssetCheckResult:
+    domain = read_table(storage, storage.corpus("domain_corpus"), columns=["id"])
+    general = read_table(storage, storage.corpus("general_corpus"), columns=["id"])
+    found = domain.num_rows > 0
+    return dg.AssetCheckResult(passed=found, severity=dg.AssetCheckSeverity.WARN, metadata={
+        "domain_rows": domain.num_rows, "general_rows": general.num_rows,
+        "note": "" if found else "no crawl page scored like the held-out seed documents: the crawl holds no pages "
+                                 "of this domain (see domain_corpus's validation metadata); DAPT falls back to "
+                                 "the seed documents' generation part"})
+
+
+@dg.asset_check(asset="domain_corpus", description="The domain corpus is lexically closer to the seed documents "
+                                                   "than the general corpus: the share of its running words found "
+                                                   "in the seed vocabulary is at least 1.25 times the general "
+                                                   "corpus's (a plain word count, not the selecting classifier). "
+                                                   "An empty domain corpus has nothing to separate and passes; "
+                                                   "domain_corpus_found_domain_pages warns about it.")
 def domain_corpus_separates_from_general(storage: ModelworksStorage) -> dg.AssetCheckResult:
-    domain = read_table(storage, storage.corpus("domain_corpus"), columns=["domain_score"])
-    general = read_table(storage, storage.corpus("general_corpus"), columns=["domain_score"])
-    d = float(np.mean(domain.column("domain_score").to_numpy())) if domain.num_rows else 0.0
-    g = float(np.mean(general.column("domain_score").to_numpy())) if general.num_rows else 0.0
-    return dg.AssetCheckResult(passed=domain.num_rows > 0 and d > 2 * g,
-                               metadata={"domain_rows": domain.num_rows, "mean_score_domain": round(d, 4),
-                                         "mean_score_general": round(g, 4)})
+    domain = read_table(storage, storage.corpus("domain_corpus"), columns=["text"]).column("text").to_pylist()
+    general = read_table(storage, storage.corpus("general_corpus"), columns=["text"]).column("text").to_pylist()
+    if not domain:
+        return dg.AssetCheckResult(passed=True, metadata={
+            "domain_rows": 0, "general_rows": len(general),
+            "note": "empty domain corpus: nothing to separate (see domain_corpus_found_domain_pages)"})
+    seed_texts, _ = _generation_chunks(storage)
+    d = float(np.mean(seed_vocabulary_share(domain, seed_texts)))
+    g = float(np.mean(seed_vocabulary_share(general, seed_texts))) if general else 0.0
+    return dg.AssetCheckResult(passed=d >= 1.25 * g, metadata={
+        "domain_rows": len(domain), "general_rows": len(general),
+        "seed_word_share_domain": round(d, 4), "seed_word_share_general": round(g, 4)})
 
 
 @dg.asset(group_name="catalog", code_version="1", deps=["deduplicated_pages", "domain_corpus", "general_corpus"],

@@ -90,6 +90,25 @@ def tokenizer(config: TokenizerConfig, storage: ModelworksStorage, profile: Prof
         "path": dg.MetadataValue.path(storage.model("tokenizer"))})
 
 
+def _seed_generation_texts(storage: ModelworksStorage) -> list[str]:
+    """The seed chunks of the generation part, decontaminated like every training set: what DAPT trains on
+    when domain selection found no domain pages in the crawl."""
+    from curation.decontam import decontaminate_texts, index_from_suite
+
+    with storage.reading(storage.seed_chunks()) as path:
+        chunks = pq.read_table(path, columns=["text", "split"]).to_pylist()
+    with storage.reading(storage.benchmark_suite()) as suite_dir:
+        index = index_from_suite(suite_dir)
+    after, _ = decontaminate_texts([c["text"] for c in chunks if c["split"] == "generation"], index)
+    return [t for t in after if t]
+
+
+def _domain_data(storage: ModelworksStorage) -> str:
+    with storage.reading(storage.decontaminated("domain_corpus")) as path:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    return f"domain_corpus ({rows} pages)" if rows else "seed documents' generation part (the domain corpus is empty)"
+
+
 class TokenShardsConfig(dg.Config):
     seq_len: int | None = None
 
@@ -97,8 +116,9 @@ class TokenShardsConfig(dg.Config):
 @dg.multi_asset(
     specs=[dg.AssetSpec("general_tokens", group_name="training", code_version="1", deps=["tokenizer"],
                         kinds={"numpy"}, description="Packed token shards of the general corpus (memory-mapped)."),
-           dg.AssetSpec("domain_tokens", group_name="training", code_version="1", deps=["tokenizer"],
-                        kinds={"numpy"}, description="Packed token shards of the domain corpus (memory-mapped).")])
+           dg.AssetSpec("domain_tokens", group_name="training", code_version="2", deps=["tokenizer"],
+                        kinds={"numpy"}, description="Packed token shards of the domain corpus (memory-mapped); "
+                                                     "of the seed documents' generation part when it is empty.")])
 def token_shards(config: TokenShardsConfig, storage: ModelworksStorage, profile: ProfileResource):
     from transformers import AutoTokenizer
 
@@ -108,13 +128,17 @@ def token_shards(config: TokenShardsConfig, storage: ModelworksStorage, profile:
     tok = AutoTokenizer.from_pretrained(storage.local_path(storage.model("tokenizer")))
     for asset, corpus in (("general_tokens", "general_corpus"), ("domain_tokens", "domain_corpus")):
         texts = _corpus_texts(storage, corpus)
+        source = {}
+        if corpus == "domain_corpus" and not texts:  # the crawl held no domain pages: DAPT on the seed itself
+            texts = _seed_generation_texts(storage)
+            source = {"source": "seed documents' generation part (the domain corpus is empty)"}
         t0 = time.perf_counter()
         index = pack_token_shards(texts, tok, storage.local_path(storage.tokens(corpus)), config.seq_len)
         elapsed = time.perf_counter() - t0
         n_tokens = int(index.get("n_tokens", sum(s.get("n_tokens", 0) for s in index.get("shards", []))))
         yield dg.MaterializeResult(asset_key=asset, metadata={
             "documents": len(texts), "tokens": n_tokens, "seq_len": config.seq_len,
-            "tokens_per_s": round(n_tokens / max(elapsed, 1e-9)), "dtype": index.get("dtype", ""),
+            "tokens_per_s": round(n_tokens / max(elapsed, 1e-9)), "dtype": index.get("dtype", ""), **source,
             "path": dg.MetadataValue.path(storage.tokens(corpus))})
 
 
@@ -290,7 +314,8 @@ def dapt_model(context: dg.AssetExecutionContext, config: DaptAssetConfig, stora
                        data_dir=local(storage.tokens("domain_corpus")), out_dir=local(storage.model("dapt")),
                        init_model_dir=local(storage.model("base")),
                        replay_data_dir=local(storage.tokens("general_corpus")), replay_ratio=config.replay_ratio)
-    return dg.MaterializeResult(metadata={**result.metadata, "replay_ratio": config.replay_ratio})
+    return dg.MaterializeResult(metadata={**result.metadata, "replay_ratio": config.replay_ratio,
+                                          "domain_data": _domain_data(storage)})
 
 
 class SFTAssetConfig(dg.Config):
