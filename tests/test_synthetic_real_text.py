@@ -3,7 +3,7 @@ rejects ungrounded answers whatever the teacher, and a failed blocking check tha
 
 Inputs: tests/fixtures/printer_docs (fictional docs written for these tests, in the shape of a hardware-control
 program's Markdown: hard-wrapped lines, links that wrap, code spans, a table, admonitions, a long command
-reference) and tests/fixtures/httpx_docs/docs (four pages of the httpx documentation, BSD-3, see its LICENSE.md).
+reference) and tests/fixtures/real_docs/httpx (sixteen pages of the httpx documentation, BSD-3, see its LICENSE.md).
 """
 import re
 from pathlib import Path
@@ -21,7 +21,7 @@ from curation.synthetic.rules import RulesTeacher
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PRINTER = FIXTURES / "printer_docs"
-HTTPX = FIXTURES / "httpx_docs" / "docs"
+HTTPX = FIXTURES / "real_docs" / "httpx"
 QUIET = lambda msg: None  # noqa: E731
 
 
