@@ -34,7 +34,7 @@ class EvalConfig(dg.Config):
     batch_size: int | None = None
     limit: int | None = Field(default=None, description="Items per task (None: the profile's eval_limit; 0: all).")
     chat_template: bool | None = Field(default=None, description="Also score generative tasks with the model's chat "
-                                                                 "template. None: for the SFT and DPO stages.")
+                                                                 "template. None: for every stage whose model has one.")
     perplexity_max_tokens: int = 512
     reference_text: bool | None = Field(default=None, description="Also the perplexity of real English that ships "
                                                                    "with Python (a forgetting probe for pretrained "
@@ -42,7 +42,7 @@ class EvalConfig(dg.Config):
 
 
 def _score_asset(stage: str) -> dg.AssetsDefinition:
-    @dg.asset(name=f"{stage}_model_scores", group_name="evaluation", code_version="4",
+    @dg.asset(name=f"{stage}_model_scores", group_name="evaluation", code_version="5",
               deps=[f"{stage}_model", benchmark_suite, "general_heldout_text"], kinds={"json"},
               description=f"The {stage} model on every benchmark's test split through lm-evaluation-harness (every "
                           f"item's score kept), the user's lm-eval tasks, general-text perplexity and (profile "
@@ -58,7 +58,9 @@ def _score_asset(stage: str) -> dg.AssetsDefinition:
         model_dir = storage.local_path(storage.model(stage))
         with storage.reading(storage.benchmark_suite()) as suite_dir:
             tasks = suite_tasks(suite_dir, config.split) + list(external["tasks"])
-            chat = config.chat_template if config.chat_template is not None else stage in ("sft", "dpo")
+            # Every stage whose model has a chat template (the open model and its DAPT too, not only SFT/DPO) is
+            # also scored the way it is used, so that SFT is compared with its input in the same format.
+            chat = config.chat_template if config.chat_template is not None else "auto"
             context.log.info(f"evaluating {stage} on {tasks} (chat template: {chat}, limit: {limit})")
             scores = evaluate_model(model_dir, [suite_dir / "lm_eval_tasks", *external["task_dirs"]], tasks,
                                     batch_size=batch_size, limit=limit, chat_template=chat)
