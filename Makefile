@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo smollm test ui clean lock check-latest
+.PHONY: install demo ablation smollm test ui clean lock check-latest
 
 # Installs come from the lock (requirements.lock): every package pinned, so a fresh clone gets what CI tested.
 LOCK := requirements.lock
@@ -38,6 +38,13 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	@mkdir -p $(MODELWORKS_HOME)
 	$(VENV)/bin/modelworks demo --recipe recipes/demo.yaml --log $(MODELWORKS_HOME)/demo.log
+
+# An ablation on the demo world (recipes/ablation.yaml): every variant from one launch, shared stages run once, then
+# the variants side by side with paired verdicts ($(MODELWORKS_HOME)-ablation/reports/comparison.html).
+ablation: install $(DAGSTER_HOME)/dagster.yaml
+	@mkdir -p $(MODELWORKS_HOME)-ablation
+	$(VENV)/bin/modelworks demo --recipe recipes/ablation.yaml --home $(MODELWORKS_HOME)-ablation \
+	  --log $(MODELWORKS_HOME)-ablation/ablation.log
 
 # The real-model recipe: untouched SmolLM2-135M -> DAPT -> SFT -> DPO (LoRA), SmolLM2 as the teacher.
 smollm: install $(DAGSTER_HOME)/dagster.yaml

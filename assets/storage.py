@@ -43,6 +43,9 @@ import dagster as dg
 
 SHARD_SUFFIXES = (".warc.gz", ".warc", ".arc.gz", ".arc", ".jsonl.gz", ".jsonl", ".parquet")
 COMMITTED = "_COMMITTED"
+# The asset op that writes a model stage's directory (and its checkpoints).
+MODEL_OPS = {"tokenizer": "tokenizer", "open": "open_model", "base": "base_model", "dapt": "dapt_model",
+             "sft": "sft_model", "dpo": "dpo_model"}
 
 
 def shard_key(filename: str) -> str | None:
@@ -61,12 +64,47 @@ class ModelworksStorage(dg.ConfigurableResource):
     # The crawl, read where it is (a recipe's inputs.crawl): files, folders or globs, local or fsspec URLs.
     # Empty: the crawl is whatever lies in the landing folder.
     crawl: list[str] = []
+    # Content keys of stages (op name -> a hash of the stage's resolved settings and of its inputs' keys, as
+    # `pipelines.runner` computes them for the variants of an ablation). A keyed stage's locations move under
+    # `stages/<op>/<key>/`, so variants whose settings and inputs agree share its output and the others write
+    # their own. Empty (a plain `modelworks run`): the layout below, unchanged.
+    stage_keys: dict[str, str] = {}
 
     # ---------------------------------------------------------------- the layout
     def _loc(self, *parts: str) -> str:
         if self.is_local:
             return str(Path(self.root).joinpath(*parts))
         return "/".join([self.root.rstrip("/"), *parts])
+
+    def _staged(self, op: str | None, *parts: str) -> str:
+        """A location written by the asset op `op`: under its content key when the stage has one."""
+        key = self.stage_keys.get(op) if op else None
+        return self._loc("stages", op, key, *parts) if key else self._loc(*parts)
+
+    def stage_dir(self, op: str, key: str) -> str:
+        """Everything one stage wrote under one content key (and its `_done/` markers)."""
+        return self._loc("stages", op, key)
+
+    def stage_done(self, op: str, key: str, partition: str | None = None) -> str:
+        """The marker the runner writes once a keyed stage (one partition of it) was materialized."""
+        return self._loc("stages", op, key, "_done", f"{partition or '_all'}.json")
+
+    def with_stage_keys(self, stage_keys: dict[str, str]) -> "ModelworksStorage":
+        """The same root seen with another variant's stage keys."""
+        return ModelworksStorage(root=self.root, cache_dir=self.cache_dir, crawl=list(self.crawl),
+                                 stage_keys=dict(stage_keys))
+
+    def variants_manifest(self) -> str:
+        """The latest ablation here: every variant, its overrides and its stage keys (written by the runner)."""
+        return self._loc("reports", "variants.json")
+
+    def comparison(self, suffix: str) -> str:
+        """The variants side by side: comparison.json, .md, .html, .png."""
+        return self._loc("reports", f"comparison.{suffix}")
+
+    def reuse_log(self) -> str:
+        """One JSON line per stage (partition) an ablation variant reused or materialized."""
+        return self._loc("reports", "reuse.jsonl")
 
     def landing(self) -> str:
         return self._loc("landing")
@@ -103,96 +141,113 @@ class ModelworksStorage(dg.ConfigurableResource):
         return self.crawl_files().get(shard)
 
     def raw_shard(self, filename: str) -> str:
-        return self._loc("raw", "crawl", filename)
+        return self._staged("crawl_shard", "raw", "crawl", filename)
 
     def curated_pages(self, shard: str) -> str:
-        return self._loc("tables", "curated_pages", shard, "pages.parquet")
+        return self._staged("curated_pages", "tables", "curated_pages", shard, "pages.parquet")
 
     def curated_dropped(self, shard: str) -> str:
-        return self._loc("tables", "curated_pages_dropped", shard, "pages.parquet")
+        return self._staged("curated_pages", "tables", "curated_pages_dropped", shard, "pages.parquet")
 
     def signatures(self, shard: str) -> str:
-        return self._loc("tables", "minhash_signatures", shard, "signatures.parquet")
+        return self._staged("minhash_signatures", "tables", "minhash_signatures", shard, "signatures.parquet")
 
     def deduplicated_pages(self) -> str:
-        return self._loc("tables", "deduplicated_pages", "pages.parquet")
+        return self._staged("deduplicated_pages", "tables", "deduplicated_pages", "pages.parquet")
 
     def duplicates_removed(self) -> str:
-        return self._loc("tables", "deduplicated_pages_removed", "pages.parquet")
+        return self._staged("deduplicated_pages", "tables", "deduplicated_pages_removed", "pages.parquet")
 
     def corpus(self, name: str) -> str:
         """`domain_corpus` or `general_corpus` (Parquet)."""
-        return self._loc("tables", name, "pages.parquet")
+        return self._staged("domain_selection", "tables", name, "pages.parquet")
 
     def tables_root(self) -> str:
-        return self._loc("tables")
+        """Every table's folder. With stage keys (an ablation variant) on a local root: a folder of links to this
+        variant's keyed tables (`stages/table_catalog/<key>/tables/`), so the catalog sees what the variant sees."""
+        key = self.stage_keys.get("table_catalog")
+        if not key or not self.is_local:
+            return self._loc("tables")
+        view = Path(self._loc("stages", "table_catalog", key, "tables"))
+        view.mkdir(parents=True, exist_ok=True)
+        for name, loc in (("curated_pages", self.curated_pages("_")), ("curated_pages_dropped", self.curated_dropped("_")),
+                          ("minhash_signatures", self.signatures("_")),
+                          ("deduplicated_pages", self.deduplicated_pages()),
+                          ("deduplicated_pages_removed", self.duplicates_removed()),
+                          *((c, self.corpus(c)) for c in ("domain_corpus", "general_corpus", "general_heldout_text"))):
+            target = Path(loc).parent.parent if loc.endswith("_/pages.parquet") or "/_/" in loc else Path(loc).parent
+            link = view / name
+            if target.exists() and not link.exists():
+                link.symlink_to(target, target_is_directory=True)
+        return str(view)
 
     def seed_documents(self) -> str:
-        return self._loc("seed", "documents")
+        return self._staged("seed_corpus", "seed", "documents")
 
     def seed_chunks(self) -> str:
-        return self._loc("seed", "chunks.parquet")
+        return self._staged("seed_corpus", "seed", "chunks.parquet")
 
     def synthetic(self, name: str, batch: str) -> str:
         """`sft`, `preferences`, `quarantine` (JSONL) of one batch of seed documents."""
-        return self._loc("synthetic", batch, f"{name}.jsonl")
+        return self._staged("synthetic_data", "synthetic", batch, f"{name}.jsonl")
 
     def teacher_cache(self) -> str:
         return self._loc("synthetic", "teacher_cache")
 
     def benchmark_sources(self) -> str:
         """Benchmark JSONL files as generated here (demo facts, held-out seed documents), before validation."""
-        return self._loc("benchmarks", "sources")
+        return self._staged("benchmark_suite", "benchmarks", "sources")
 
     def benchmark_suite(self) -> str:
         """The validated suite: manifest.json (written last), data/<name>.<split>.jsonl, lm_eval_tasks/."""
-        return self._loc("benchmarks", "suite")
+        return self._staged("benchmark_suite", "benchmarks", "suite")
 
     def benchmark_generation_quarantine(self) -> str:
-        return self._loc("benchmarks", "generation_quarantine.jsonl")
+        return self._staged("benchmark_suite", "benchmarks", "generation_quarantine.jsonl")
 
     def external_tasks(self) -> str:
         """The user's lm-eval task names and YAML folders that every stage is also scored on."""
-        return self._loc("benchmarks", "external_tasks.json")
+        return self._staged("benchmark_suite", "benchmarks", "external_tasks.json")
 
     def decontaminated(self, name: str) -> str:
         """A training set after decontamination: web corpora as Parquet, synthetic chat sets as JSONL."""
-        return self._loc("decontaminated", f"{name}.parquet" if name.endswith("_corpus") else f"{name}.jsonl")
+        return self._staged("decontaminated_training_sets", "decontaminated",
+                            f"{name}.parquet" if name.endswith("_corpus") else f"{name}.jsonl")
 
     def decontamination_log(self) -> str:
         """One row per training document that decontamination cut or dropped, with the items it leaked."""
-        return self._loc("decontaminated", "actions.jsonl")
+        return self._staged("decontaminated_training_sets", "decontaminated", "actions.jsonl")
 
     def model(self, stage: str) -> str:
         """A Hugging Face model directory: tokenizer, open, base, dapt, sft, dpo."""
-        return self._loc("models", stage)
+        return self._staged(MODEL_OPS.get(stage), "models", stage)
 
     def open_model_card(self) -> str:
         """Which start the chain took: {"start": "scratch" | source, parameters, ...}."""
-        return self._loc("models", "open_model.json")
+        return self._staged("open_model", "models", "open_model.json")
 
     def tokens(self, corpus: str) -> str:
-        return self._loc("tokens", corpus)
+        return self._staged("token_shards", "tokens", corpus)
 
     def checkpoints(self, stage: str) -> str:
-        return self._loc("checkpoints", stage)
+        return self._staged(MODEL_OPS.get(stage), "checkpoints", stage)
 
     def checkpoint_run(self, stage: str, fingerprint: str) -> str:
         """One training run's checkpoints, named by the fingerprint of everything it computes from."""
-        return self._loc("checkpoints", stage, fingerprint)
+        return self._staged(MODEL_OPS.get(stage), "checkpoints", stage, fingerprint)
 
     def run_file(self, stage: str, fingerprint: str) -> str:
         """The torchrun entry point's RUN.json for that run."""
-        return self._loc("checkpoints", stage, fingerprint, "run.json")
+        return self._staged(MODEL_OPS.get(stage), "checkpoints", stage, fingerprint, "run.json")
 
     def scores(self, stage: str, split: str = "test") -> str:
-        return self._loc("eval", f"{stage}.{split}.json")
+        return self._staged(f"{stage}_model_scores", "eval", f"{stage}.{split}.json")
 
     def reports(self) -> str:
-        return self._loc("reports")
+        return self._staged("stage_report", "reports")
 
     def report_json(self) -> str:
-        return self._loc("reports", "report.json")
+        return self._staged("stage_report", "reports", "report.json")
 
     def recipe_resolved(self) -> str:
         """The resolved recipe (YAML) of the latest `modelworks run` into this root."""
@@ -207,7 +262,7 @@ class ModelworksStorage(dg.ConfigurableResource):
         return self._loc("logs", name)
 
     def catalog_db(self) -> str:
-        return self._loc("catalog.duckdb")
+        return self._staged("table_catalog", "catalog.duckdb")
 
     def demo(self, *parts: str) -> str:
         return self._loc("demo", *parts)

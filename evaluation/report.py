@@ -260,7 +260,7 @@ def build_stage_report(
     markdown = format_markdown(report)
     from evaluation.plots import stage_chart_png
 
-    png = stage_chart_png(report)
+    png = stage_chart_png({**report, "metrics": primary_metrics(report["metrics"])})  # the main metric per task
     paths = {"markdown": out_dir / "report.md", "json": out_dir / "report.json", "html": out_dir / "report.html",
              "chart": out_dir / "scores.png"}
     write_bytes_atomic(png, paths["chart"])
@@ -378,37 +378,150 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def format_stage_table(report: dict) -> str:
-    """A fixed-width text table of the report (value [95% CI]) for a terminal or a log."""
-    header, rows = table_rows(report)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    for m in report["metrics"]:
-        for c in report["comparisons"].get(m["key"], []):
-            lines.append(f"{m['label']}: {c['from']} → {c['to']}: {_diff_cell(c)} → {c['verdict']}")
-    lines += [f"warning: {w}" for w in report.get("warnings", [])]
-    lines += [f"check {c.get('status', 'failed')}: {c.get('asset')} / {c.get('check')}"
-              for c in report.get("checks") or []]
+# The metric that speaks for a task when only one can (the summary, the verdict matrix, the chart).
+PRIMARY_METRIC_ORDER = ("acc", "f1", "rougeL", "bits_per_byte", "perplexity", "word_perplexity", "exact_match",
+                        "acc_norm")
+VERDICT_MARK = {stats.HELPED: "▲", stats.HURT: "▼", stats.NO_CHANGE: "=", stats.TOO_FEW: "?"}
+VERDICT_COLOR = {stats.HELPED: "#c8e6c9", stats.HURT: "#ffcdd2", stats.NO_CHANGE: "#eeeeee", stats.TOO_FEW: "#fff9c4"}
+
+
+def verdict_style(verdict: str) -> str:
+    return f"background: {VERDICT_COLOR.get(verdict, '#ffffff')}"
+
+
+def primary_metrics(metrics: list[dict]) -> list[dict]:
+    """One metric per task (acc for multiple choice, F1 for QA, ...; perplexity tasks: the general-text ones by
+    perplexity, the others by bits/byte), plain-prompt tasks before their `@chat` twins; in report order."""
+    by_task: dict[str, list[dict]] = {}
+    for m in metrics:
+        by_task.setdefault(m["task"], []).append(m)
+
+    def rank(m):
+        order = list(PRIMARY_METRIC_ORDER)
+        if m["task"].split("@")[0] in ("general_text", "reference_text"):
+            order.remove("perplexity")
+            order.insert(0, "perplexity")
+        return order.index(m["metric"]) if m["metric"] in order else len(order)
+
+    chosen = [min(ms, key=rank) for ms in by_task.values()]
+    plain = [m for m in chosen if "@" not in m["task"]]
+    return plain + [m for m in chosen if "@" in m["task"]]
+
+
+def _pairs(report: dict) -> list[tuple[str, str]]:
+    seen: dict[tuple[str, str], None] = {}
+    for cs in report["comparisons"].values():
+        for c in cs:
+            seen.setdefault((c["from"], c["to"]), None)
+    return list(seen)
+
+
+def _comparison(report: dict, key: str, pair: tuple[str, str]) -> dict | None:
+    return next((c for c in report["comparisons"].get(key, []) if (c["from"], c["to"]) == pair), None)
+
+
+def _short(value: float | None) -> str:
+    return _fmt(value)
+
+
+def format_stage_table(report: dict, max_lines: int = 3) -> str:
+    """The terminal summary (one screen): the main metric of every task per stage, value [95% CI]; the paired
+    verdict matrix (comparison x task); blind baselines; the first warnings and checks (the rest: report.html)."""
+    metrics = primary_metrics(report["metrics"])
+    stages = list(report["stages"])
+    min_units = report.get("min_units", stats.MIN_UNITS)
+    with_chance = any("chance" in report["rows"][m["key"]] for m in metrics)
+    header = ["test split, value [95% CI]"] + stages + (["chance"] if with_chance else [])
+    body = []
+    for m in metrics:
+        row = report["rows"][m["key"]]
+        body.append([f"{m['label']} {'↑' if m['higher_is_better'] else '↓'}"]
+                    + [_cell(row.get(s), min_units) for s in stages]
+                    + ([_cell(row.get("chance"))] if with_chance else []))
+    pairs = _pairs(report)
+    vheader = ["paired Δ [95% CI] verdict"] + [f"{a} → {b}" for a, b in pairs]
+    vbody = []
+    for m in metrics:
+        cells = []
+        for pair in pairs:
+            c = _comparison(report, m["key"], pair)
+            cells.append(f"{_diff_cell(c)} {VERDICT_MARK.get(c['verdict'], '?')}" if c else "—")
+        vbody.append([m["label"]] + cells)
+
+    def render(head, rows):
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        out = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+               for r in [head, *rows]]
+        out.insert(1, "  ".join("-" * w for w in widths))
+        return out
+
+    lines = render(header, body)
+    if pairs:
+        lines += [""] + render(vheader, vbody)
+        lines.append("▲ helped  ▼ hurt  = no significant change  ? too few to tell (fewer than "
+                     f"{min_units} independent units)" + ("; † thin interval" if any("†" in c for r in body for c in r)
+                                                          else ""))
+    for m in metrics:
+        base = [(n, report["rows"][m["key"]][n]) for n in report.get("baselines", []) if n in report["rows"][m["key"]]]
+        if base:
+            lines.append(f"blind baselines, {m['label']}: " + "; ".join(f"{n} {_fmt(r['value'])}" for n, r in base))
+    for kind, items in (("warning", report.get("warnings", [])),):
+        lines += [f"{kind}: {w}" for w in items[:max_lines]]
+        if len(items) > max_lines:
+            lines.append(f"... {len(items) - max_lines} more warnings in report.html")
+    checks = report.get("checks") or []
+    lines += [f"check {c.get('status', 'failed')}: {c.get('asset')} / {c.get('check')}" for c in checks[:max_lines]]
+    if len(checks) > max_lines:
+        lines.append(f"... {len(checks) - max_lines} more upstream checks failed or warned (report.html)")
     return "\n".join(lines)
+
+
+def _verdict_matrix_md(report: dict) -> list[str]:
+    metrics = primary_metrics(report["metrics"])
+    pairs = _pairs(report)
+    if not pairs:
+        return []
+    lines = ["| comparison | " + " | ".join(m["label"] + (" ↑" if m["higher_is_better"] else " ↓") for m in metrics)
+             + " |", "|---|" + "---|" * len(metrics)]
+    for pair in pairs:
+        cells = []
+        for m in metrics:
+            c = _comparison(report, m["key"], pair)
+            cells.append(f"**{c['verdict']}** {_diff_cell(c)}" if c else "—")
+        lines.append(f"| {pair[0]} → {pair[1]} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def format_markdown(report: dict) -> str:
     header, rows = table_rows(report)
+    metrics = primary_metrics(report["metrics"])
+    min_units = report.get("min_units", stats.MIN_UNITS)
     lines = [
         f"# {report['title']}", "",
+        "## What was learned", "",
+        "Each cell: the verdict, then Δ [paired 95% CI] of the later stage minus the earlier one on the same test "
+        "items (×: ratio of perplexities). *helped* / *hurt*: the CI excludes 0; *too few to tell*: fewer than "
+        f"{min_units} independent units (item groups or documents) were compared, whatever the interval says.", "",
+        *_verdict_matrix_md(report), "",
+        "![scores by stage with 95% CI](scores.png)", "",
+        "## Scores (main metric per task), value [95% CI]", "",
+        "| stage | " + " | ".join(f"{m['label']} {'↑' if m['higher_is_better'] else '↓'}" for m in metrics) + " |",
+        "|---|" + "---:|" * len(metrics),
+    ]
+    for name in list(report["stages"]) + list(report["baselines"]) + ["chance"]:
+        cells = [_cell(report["rows"][m["key"]].get(name), min_units) for m in metrics]
+        if any(c != "—" for c in cells):
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "", "## Details", "",
+        "### Every metric", "",
         "Every score is the mean over test items with its 95% percentile-bootstrap interval "
         f"({report['n_boot']} resamples of items, whole groups of items where they share a source). "
         "↑ higher is better, ↓ lower is better. Baselines answer blind; chance is uniform guessing.", "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
         *("| " + " | ".join(r) + " |" for r in rows), "",
-        "## Stage comparisons (paired, on the same items)", "",
-        "Δ is the later stage minus the earlier one (×: ratio of perplexities); the verdict is "
-        "*helped* or *hurt* when the paired 95% CI excludes 0, else *no significant change*; "
-        f"*too few to tell* when fewer than {report.get('min_units', stats.MIN_UNITS)} independent units "
-        "(item groups or documents) were compared, whatever the interval says.", "",
+        "### Stage comparisons (paired, on the same items)", "",
         "| metric | comparison | n | Δ [95% CI] | p (bootstrap) | McNemar p | verdict |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
@@ -472,29 +585,58 @@ def _html(report: dict, markdown: str, png: bytes) -> str:
     import base64
 
     header, rows = table_rows(report)
+    metrics = primary_metrics(report["metrics"])
+    min_units = report.get("min_units", stats.MIN_UNITS)
+    pairs = _pairs(report)
+    mhead = "".join(f"<th>{html.escape(m['label'])} {'↑' if m['higher_is_better'] else '↓'}</th>" for m in metrics)
+    matrix = ""
+    for pair in pairs:
+        cells = ""
+        for m in metrics:
+            c = _comparison(report, m["key"], pair)
+            cells += (f"<td style=\"{verdict_style(c['verdict'])}\"><b>{html.escape(c['verdict'])}</b><br>"
+                      f"{html.escape(_diff_cell(c))}</td>" if c else "<td>—</td>")
+        matrix += f"<tr><td>{html.escape(pair[0])} → {html.escape(pair[1])}</td>{cells}</tr>"
+    main = ""
+    for name in list(report["stages"]) + list(report["baselines"]) + ["chance"]:
+        cells = [_cell(report["rows"][m["key"]].get(name), min_units) for m in metrics]
+        if any(c != "—" for c in cells):
+            main += "<tr><td>" + html.escape(name) + "</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) \
+                + "</tr>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     comp = "".join(
         f"<tr><td>{html.escape(m['label'])}</td><td>{html.escape(c['from'])} → {html.escape(c['to'])}</td>"
-        f"<td>{html.escape(_diff_cell(c))}</td><td>{c['p_value']:.4f}</td><td>{html.escape(c['verdict'])}</td></tr>"
+        f"<td>{html.escape(_diff_cell(c))}</td><td>{c['p_value']:.4f}</td>"
+        f"<td style=\"{verdict_style(c['verdict'])}\">{html.escape(c['verdict'])}</td></tr>"
         for m in report["metrics"] for c in report["comparisons"].get(m["key"], []))
     image = base64.b64encode(png).decode("ascii")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(report['title'])}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 72em; }}
 table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
+.scroll {{ overflow-x: auto; }}
 pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 </style></head><body>
 <h1>{html.escape(report['title'])}</h1>
-<p>Mean over test items with 95% bootstrap intervals; blind baselines and chance as rows.</p>
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<h2>Stage comparisons (paired)</h2>
-<table><thead><tr><th>metric</th><th>comparison</th><th>Δ [95% CI]</th><th>p</th><th>verdict</th></tr></thead>
-<tbody>{comp}</tbody></table>
+<h2>What was learned</h2>
+<p>Each cell: the paired verdict of the later stage against the earlier one on the same test items, and Δ [95% CI]
+(×: ratio of perplexities). Green helped, red hurt, grey no significant change, yellow too few to tell (fewer than
+{min_units} independent units).</p>
+<div class="scroll"><table><thead><tr><th>comparison</th>{mhead}</tr></thead><tbody>{matrix}</tbody></table></div>
 <img alt="scores by stage" src="data:image/png;base64,{image}">
+<h2>Scores (main metric per task)</h2>
+<p>Mean over test items with 95% bootstrap intervals; blind baselines and chance as rows.</p>
+<div class="scroll"><table><thead><tr><th>row</th>{mhead}</tr></thead><tbody>{main}</tbody></table></div>
+<h2>Details</h2>
+<details><summary>Every metric</summary><div class="scroll">
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></details>
+<details><summary>Every stage comparison (paired)</summary>
+<table><thead><tr><th>metric</th><th>comparison</th><th>Δ [95% CI]</th><th>p</th><th>verdict</th></tr></thead>
+<tbody>{comp}</tbody></table></details>
 {_html_extra(report)}
 <details><summary>Markdown report</summary><pre>{html.escape(markdown)}</pre></details>
 </body></html>

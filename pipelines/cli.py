@@ -129,6 +129,13 @@ def run_command(recipe_arg: str, overrides: list[str], home: str | None, *, only
             out("modelworks failed:")
             out(traceback.format_exc().rstrip(), raw=True)
             return 1, {}
+        if "comparison" in result:  # a recipe with variants: the comparison, not one stage table
+            from pipelines.runner import print_comparison
+
+            table = print_comparison(result["storage"], out)
+            out(f"recipe {recipe.name} ({recipe.digest}): {len(result['runs'])} runs for {len(result['variants'])} "
+                f"variants in {time.perf_counter() - t0:.0f}s; what each reused: {storage.reuse_log()}")
+            return 0, {**result, "table": table, "recipe": recipe}
         table = print_report(result["storage"], out)
         if table is None:
             out(f"no stage report in {home} yet (not materialized by this run)")

@@ -15,20 +15,21 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-from assets import benchmarks, curation, dedup, domain, evaluation, ingest, seed, synthetic, training  # noqa: E402
+from assets import ablation, benchmarks, curation, dedup, domain, evaluation, ingest, seed, synthetic, training  # noqa: E402
 from assets.partitions import crawl_shard_partitions  # noqa: E402
 from assets.profiles import ProfileResource, profile_named  # noqa: E402
 from assets.storage import ModelworksStorage, modelworks_home  # noqa: E402
 from assets.teacher import TeacherResource  # noqa: E402
 
-_modules = [ingest, seed, curation, dedup, domain, synthetic, benchmarks, training, evaluation]
+_modules = [ingest, seed, curation, dedup, domain, synthetic, benchmarks, training, evaluation, ablation]
 all_assets = dg.load_assets_from_modules(_modules)
 all_checks = dg.load_asset_checks_from_modules(_modules)
 
 SHARD_ASSETS = dg.AssetSelection.assets("crawl_shard", "curated_pages", "minhash_signatures")
 SYNTHETIC_ASSETS = dg.AssetSelection.assets("sft_conversations", "preference_pairs", "synthetic_quarantine")
 SEED_ASSETS = dg.AssetSelection.assets("seed_corpus")
-CORPUS_TO_MODEL = dg.AssetSelection.all() - SHARD_ASSETS - SYNTHETIC_ASSETS - SEED_ASSETS
+COMPARISON_ASSETS = dg.AssetSelection.assets("variant_comparison")
+CORPUS_TO_MODEL = dg.AssetSelection.all() - SHARD_ASSETS - SYNTHETIC_ASSETS - SEED_ASSETS - COMPARISON_ASSETS
 
 JOBS = {  # name -> (selection, description), in the order a first run needs them
     "shard_curation_job": (SHARD_ASSETS, "Ingest, curate and sign one crawl shard."),
@@ -40,9 +41,13 @@ JOBS = {  # name -> (selection, description), in the order a first run needs the
 }
 
 
+# Run only for a recipe with `variants:`, after every variant (pipelines/runner.py); not part of a plain run.
+EXTRA_JOBS = {"comparison_job": (COMPARISON_ASSETS, "The variants of an ablation side by side, with paired verdicts.")}
+
+
 def job_ops(name: str) -> set[str]:
     """The op names of a job's assets (what its run config may name)."""
-    keys = JOBS[name][0].resolve(all_assets)
+    keys = {**JOBS, **EXTRA_JOBS}[name][0].resolve(all_assets)
     return {a.node_def.name for a in all_assets if set(a.keys) & keys}
 
 
@@ -50,7 +55,7 @@ def _jobs(recipe=None) -> list:
     """The four jobs; a recipe's settings (those no profile field holds) are their default run config and its
     name and hash their tags, so a run launched from the UI takes the recipe too."""
     jobs = []
-    for name, (selection, description) in JOBS.items():
+    for name, (selection, description) in {**JOBS, **EXTRA_JOBS}.items():
         extra = {}
         if recipe is not None:
             extra = {"config": recipe.run_config(job_ops(name)) or None,
@@ -59,7 +64,7 @@ def _jobs(recipe=None) -> list:
     return jobs
 
 
-shard_curation_job, seed_job, synthetic_job, corpus_to_model_job = _jobs()
+shard_curation_job, seed_job, synthetic_job, corpus_to_model_job, comparison_job = _jobs()
 
 
 @dg.sensor(job_name="shard_curation_job", minimum_interval_seconds=30,
@@ -90,9 +95,11 @@ def load_location_recipe(recipe=None):
 
 
 def build_definitions(profile_name: str | None = None, home: str | None = None,
-                      teacher: TeacherResource | None = None, recipe=None) -> dg.Definitions:
+                      teacher: TeacherResource | None = None, recipe=None,
+                      stage_keys: dict[str, str] | None = None) -> dg.Definitions:
     """The code location for one recipe (or profile) and storage root (all default to the environment: a named
-    profile wins over `MODELWORKS_RECIPE`)."""
+    profile wins over `MODELWORKS_RECIPE`). `stage_keys`: one ablation variant's content keys per stage (the storage
+    resource keeps keyed stages under `stages/<op>/<key>/`)."""
     recipe = load_location_recipe(recipe) if profile_name is None or recipe is not None else None
     profile = recipe.profile if recipe is not None else profile_named(profile_name)
     # Nightly: every unpartitioned asset is rematerialized after the cron tick once its parents have been
@@ -104,11 +111,12 @@ def build_definitions(profile_name: str | None = None, home: str | None = None,
         assets=all_assets,
         asset_checks=all_checks,
         jobs=_jobs(recipe) if recipe is not None else [shard_curation_job, seed_job, synthetic_job,
-                                                        corpus_to_model_job],
+                                                        corpus_to_model_job, comparison_job],
         sensors=[landing_shard_sensor, nightly_refresh],
         resources={
             "storage": ModelworksStorage(root=home or modelworks_home(),
-                                         crawl=recipe.crawl if recipe is not None else []),
+                                         crawl=recipe.crawl if recipe is not None else [],
+                                         stage_keys=dict(stage_keys or {})),
             "profile": ProfileResource.of(profile),
             "teacher": teacher or TeacherResource(**profile.teacher),
             # launches torchrun for pretraining and DAPT; rank 0 reports back through Pipes

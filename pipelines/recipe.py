@@ -459,14 +459,43 @@ def _validate_variants(value, data: dict, schema: Schema, origins: dict) -> tupl
     out, errors = {}, []
     allowed = [k for k in TOP_LEVEL if k not in ("extends", "name", "variants")]
     for vname, overlay in value.items():
+        if overlay is None:
+            overlay = {}  # a variant that changes nothing: the reference the others are compared with
         if not isinstance(overlay, dict):
             errors.append(f"{_where(origins, ('variants', str(vname)))}: variant {vname!r} must be a mapping of "
                           f"settings, got {overlay!r}")
             continue
+        overlay = _expand_dotted(overlay)
         checked, errs = _validate(overlay, schema, origins, prefix=f"variants.{vname}.", top_level=allowed)
         out[vname] = checked
         errors += errs
     return out, errors
+
+
+def _expand_dotted(overlay: dict) -> dict:
+    """`{"dapt.lr": 1e-3, "sft": {...}}` -> `{"dapt": {"lr": 1e-3}, "sft": {...}}` (a variant's dotted keys)."""
+    out: dict = {}
+    for k, v in overlay.items():
+        parts = str(k).split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        if isinstance(v, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = {**node[parts[-1]], **_expand_dotted(v)}
+        else:
+            node[parts[-1]] = _expand_dotted(v) if isinstance(v, dict) else v
+    return out
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys (leaves only)."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- the recipe
@@ -480,6 +509,7 @@ class Recipe:
     data: dict  # every set key (and every profile size) after extends and --set, coerced, inputs absolute
     schema: Schema = field(repr=False)
     origins: dict = field(default_factory=dict, repr=False)  # key path -> the file (or --set) it came from
+    path: str = ""  # the recipe file, absolute (variants are loaded from it again)
 
     def where(self, dotted: str) -> str:
         return _where(self.origins, tuple(dotted.split(".")))
@@ -544,6 +574,21 @@ class Recipe:
     @property
     def variants(self) -> dict:
         return dict(self.data.get("variants") or {})
+
+    def variant_overrides(self, name: str) -> list[str]:
+        """A variant's settings as `--set` overrides (dotted key=value, the value as JSON, which YAML reads)."""
+        return [f"{k}={json.dumps(v, default=str)}" for k, v in _flatten(self.variants[name]).items()]
+
+    def variant(self, name: str) -> "Recipe":
+        """The recipe with one variant's settings on top (file <- extends, then --set, then the variant); named
+        `<recipe>.<variant>`, without `variants:`."""
+        if name not in self.variants:
+            raise RecipeError([f"{self.files[0]}: no variant {name!r} (variants: {', '.join(self.variants)})"])
+        r = load_recipe(self.path or self.files[0], [*self.overrides, *self.variant_overrides(name)],
+                        schema=self.schema)
+        r.data.pop("variants", None)
+        r.name = f"{self.name}.{name}"
+        return r
 
     def op_config(self) -> dict[str, dict]:
         """Op name -> config for every setting that no profile field holds (the profile resource holds the rest)."""
@@ -666,7 +711,7 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = (), *, cwd: 
     checked.pop("name", None)
     files = tuple(_display(p) for p in chain)
     return Recipe(name=name, files=files, overrides=overrides, data=_ordered(checked), schema=schema,
-                  origins=origins)
+                  origins=origins, path=str(chain[0]) if chain else str(path))
 
 
 def _profile_default(pfield: str):

@@ -174,21 +174,13 @@ def select(graph, only: Iterable[str]) -> set[str]:
     return out
 
 
-def materialize(recipe, home: str, *, only: Iterable[str] | None = None, out: Callable | None = None,
-                source: str = "modelworks-cli", verbose: bool = False) -> dict:
-    """Run the recipe's graph (or the `only` assets) into `home`; returns {"runs": [...], "report": path or None}.
-    Raises RecipeError for a problem found before anything ran, RunFailed after a step failed."""
+def prepare_shards(defs, storage, recipe, home: str, only) -> list[str]:
+    """The crawl shards this run needs (none when `only` selects no per-shard asset), registered as partitions."""
     import dagster as dg
-    from dagster._core.utils import make_new_run_id
 
     from assets.partitions import crawl_shard_partitions
-    from pipelines.definitions import all_assets, build_definitions, job_ops
     from pipelines.recipe import RecipeError
 
-    out = out or Console()
-    ensure_dagster_home()
-    defs = build_definitions(recipe=recipe, home=home)
-    storage = defs.resources["storage"]
     needs_shards = any(r.job == "shard_curation_job" for r in plan(defs, ["?"], only))
     shards = sorted(storage.crawl_files()) if needs_shards else []
     if needs_shards and not shards:
@@ -205,6 +197,79 @@ def materialize(recipe, home: str, *, only: Iterable[str] | None = None, out: Ca
                                f"{', ...' if len(foreign) > 5 else ''}) that deduplication would mix into this one: "
                                "give this recipe its own storage root (--home DIR or MODELWORKS_HOME)"])
         instance.add_dynamic_partitions(crawl_shard_partitions.name, [s for s in shards if s not in known])
+    return shards
+
+
+def execute(defs, instance, r: Planned, recipe, tags: dict, out: Callable, verbose: bool,
+            selection: Iterable | None = None, label: str | None = None) -> dict:
+    """One planned run in process into `instance`; RunFailed (the error printed once) if a step failed.
+    `selection`: asset keys (user strings) to run instead of the plan's."""
+    import dagster as dg
+    from dagster._core.utils import make_new_run_id
+
+    from pipelines.definitions import all_assets, job_ops
+    from pipelines.recipe import RecipeError
+
+    asset_ops = {a.node_def.name for a in all_assets}
+    label = label or r.label
+    chosen = r.selection if selection is None else frozenset(selection)
+    job = defs.resolve_job_def(r.job)
+    ops = job_ops(r.job)
+    keys = None
+    if chosen is not None:
+        keys = [dg.AssetKey.from_user_string(k) for k in sorted(chosen)]
+        ops = {a.node_def.name for a in all_assets if {k.to_user_string() for k in a.keys} & chosen}
+    run_config = recipe.run_config(ops)
+    per_step = r.job in ("corpus_to_model_job", "comparison_job")
+    listener = _Step(out=out, per_step=per_step, asset_ops=asset_ops)
+    run_id = make_new_run_id()
+    instance.add_event_listener(run_id, listener)
+    if per_step:
+        out(f"{label} ...")
+    t0 = time.perf_counter()
+    try:
+        result = job.execute_in_process(run_config=run_config, instance=instance, partition_key=r.partition,
+                                        asset_selection=keys, run_id=run_id, tags=tags, raise_on_error=False)
+        success = result.success
+    except Exception as err:  # invalid run config and the like: nothing ran
+        raise RecipeError([f"{label}: {type(err).__name__}: {err}".splitlines()[0]]) from err
+    seconds = time.perf_counter() - t0
+    if not success:
+        out(f"{label} FAILED after {seconds:.1f}s (run {run_id}; the run and its logs are in the Dagster UI)")
+        for step, error in listener.failed:
+            if verbose:  # Dagster's console log above has shown the stack trace already
+                out(f"step {step} failed: {error.message.strip() if error is not None else ''}")
+                continue
+            out(f"step {step} failed:")
+            out(error.to_string().rstrip() if error is not None else "(no error recorded)", raw=True)
+        if not listener.failed:
+            out("the run failed before any step ran (resources, config); see the run in the Dagster UI")
+        raise RunFailed(f"{label} failed")
+    out(f"{label} done in {seconds:.1f}s" if per_step else
+        f"{label}: {', '.join(s for s, _ in listener.done if s in asset_ops)} in {seconds:.1f}s")
+    return {"label": label, "job": r.job, "partition": r.partition, "run_id": run_id,
+            "seconds": round(seconds, 1), "checks_failed": listener.checks_failed}
+
+
+def materialize(recipe, home: str, *, only: Iterable[str] | None = None, out: Callable | None = None,
+                source: str = "modelworks-cli", verbose: bool = False) -> dict:
+    """Run the recipe's graph (or the `only` assets) into `home`; returns {"runs": [...], "report": path or None}.
+    Raises RecipeError for a problem found before anything ran, RunFailed after a step failed."""
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.recipe import RecipeError
+
+    out = out or Console()
+    if recipe.variants:
+        if only is not None:
+            raise RecipeError([f"{recipe.files[0]}: --only with variants: run one variant with --set instead"])
+        return materialize_variants(recipe, home, out=out, source=source, verbose=verbose)
+    ensure_dagster_home()
+    defs = build_definitions(recipe=recipe, home=home)
+    storage = defs.resources["storage"]
+    shards = prepare_shards(defs, storage, recipe, home, only)
+    instance = dg.DagsterInstance.get()
     runs = plan(defs, shards, only)
 
     storage.write_text(recipe.to_yaml(), storage.recipe_resolved())
@@ -214,52 +279,164 @@ def materialize(recipe, home: str, *, only: Iterable[str] | None = None, out: Ca
         + (f" --set {' --set '.join(recipe.overrides)}" if recipe.overrides else ""))
     out(f"MODELWORKS_HOME={home} DAGSTER_HOME={os.environ['DAGSTER_HOME']}"
         + (f"; {len(shards)} crawl shards from {', '.join(recipe.crawl) or storage.landing()}" if shards else ""))
-    if recipe.variants:
-        out(f"variants {', '.join(recipe.variants)}: validated, not run (running variants is not built yet)")
-    asset_ops = {a.node_def.name for a in all_assets}
     t_start = time.perf_counter()
-    done = []
-    for r in runs:
-        job = defs.resolve_job_def(r.job)
-        ops = job_ops(r.job)
-        selection = None
-        if r.selection is not None:
-            selection = [dg.AssetKey.from_user_string(k) for k in sorted(r.selection)]
-            ops = {a.node_def.name for a in all_assets if {k.to_user_string() for k in a.keys} & r.selection}
-        run_config = recipe.run_config(ops)
-        per_step = r.job == "corpus_to_model_job"
-        listener = _Step(out=out, per_step=per_step, asset_ops=asset_ops)
-        run_id = make_new_run_id()
-        instance.add_event_listener(run_id, listener)
-        if per_step:
-            out(f"{r.label} ...")
-        t0 = time.perf_counter()
-        try:
-            result = job.execute_in_process(run_config=run_config, instance=instance, partition_key=r.partition,
-                                            asset_selection=selection, run_id=run_id, tags=tags,
-                                            raise_on_error=False)
-            success = result.success
-        except Exception as err:  # invalid run config and the like: nothing ran
-            raise RecipeError([f"{r.label}: {type(err).__name__}: {err}".splitlines()[0]]) from err
-        seconds = time.perf_counter() - t0
-        if not success:
-            out(f"{r.label} FAILED after {seconds:.1f}s (run {run_id}; the run and its logs are in the Dagster UI)")
-            for step, error in listener.failed:
-                if verbose:  # Dagster's console log above has shown the stack trace already
-                    out(f"step {step} failed: {error.message.strip() if error is not None else ''}")
-                    continue
-                out(f"step {step} failed:")
-                out(error.to_string().rstrip() if error is not None else "(no error recorded)", raw=True)
-            if not listener.failed:
-                out("the run failed before any step ran (resources, config); see the run in the Dagster UI")
-            raise RunFailed(f"{r.label} failed")
-        done.append({"label": r.label, "job": r.job, "partition": r.partition, "run_id": run_id,
-                     "seconds": round(seconds, 1), "checks_failed": listener.checks_failed})
-        out(f"{r.label} done in {seconds:.1f}s" if per_step else
-            f"{r.label}: {', '.join(s for s, _ in listener.done if s in asset_ops)} in {seconds:.1f}s")
+    done = [execute(defs, instance, r, recipe, tags, out, verbose) for r in runs]
     report = storage.report_json() if storage.exists(storage.report_json()) else None
     return {"runs": done, "report": report, "seconds": round(time.perf_counter() - t_start, 1),
             "storage": storage}
+
+
+# ---------------------------------------------------------------------------------------------- ablations
+# Recipe sections an op reads beyond its own (the profile's shared sizes: pretrain.seq_len & co. size DAPT,
+# pretrain.seq_len the token shards, sft.max_length and sft.lora_r DPO). Reading more than needed only costs sharing.
+EXTRA_SECTIONS = {"dapt_model": ("pretrain",), "token_shards": ("pretrain.seq_len",), "dpo_model": ("sft",),
+                  "open_model": ("inputs.base_model",), "crawl_shard": ("inputs.crawl",)}
+# Ops partitioned by crawl shard or seed batch (their done markers are per partition).
+PER_PARTITION_JOBS = ("shard_curation_job", "synthetic_job")
+
+
+def stage_keys(recipe, defs) -> dict[str, str]:
+    """Op name -> its content key: a hash of the op's resolved settings (the recipe sections that configure it,
+    every profile size among them, its inputs, its teacher, its code version) and of its upstream ops' keys, so
+    two variants get the same key for a stage exactly when that stage and everything above it are the same."""
+    import hashlib
+    import json
+
+    from pipelines.definitions import all_assets
+    from pipelines.recipe import _get
+
+    graph = defs.resolve_asset_graph()
+    op_of = {k.to_user_string(): a.node_def.name for a in all_assets for k in a.keys}
+    by_op = {a.node_def.name: a for a in all_assets}
+    parents: dict[str, set] = {op: set() for op in by_op}
+    for a in all_assets:
+        for k in a.keys:
+            for p in graph.get(k).parent_keys:
+                if op_of.get(p.to_user_string(), a.node_def.name) != a.node_def.name:
+                    parents[a.node_def.name].add(op_of[p.to_user_string()])
+    op_config = recipe.op_config()
+    keys: dict[str, str] = {}
+
+    def settings(op: str) -> dict:
+        a = by_op[op]
+        out = {sec: recipe.data.get(sec) for sec, ops in recipe.schema.stage_ops.items() if op in ops}
+        for dotted in EXTRA_SECTIONS.get(op, ()):
+            try:
+                out[dotted] = _get(recipe.data, dotted)
+            except KeyError:
+                out[dotted] = None
+        if "teacher" in a.required_resource_keys:
+            out["inputs.teacher"] = recipe.teacher
+        out["config"] = op_config.get(op, {})
+        out["code"] = sorted(str(v) for v in a.code_versions_by_key.values())
+        return out
+
+    def key(op: str) -> str:
+        if op not in keys:
+            body = {"op": op, "settings": settings(op), "inputs": {p: key(p) for p in sorted(parents[op])}}
+            keys[op] = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return keys[op]
+
+    for op in by_op:
+        key(op)
+    return keys
+
+
+def materialize_variants(recipe, home: str, *, out: Callable, source: str = "modelworks-cli",
+                         verbose: bool = False) -> dict:
+    """Every variant of the recipe from one launch, then the comparison.
+
+    Each variant's stages are keyed (`stage_keys`) and live under `stages/<op>/<key>/` of the storage root; a stage
+    (a partition of it) whose key already has a done marker is reused, not run again, so variants share every stage
+    whose settings and inputs agree. Every run carries the variant's tags (`modelworks/variant`, the launch id), so
+    the UI shows each variant's models and scores. `reports/reuse.jsonl` records what was reused and what ran;
+    `reports/variants.json` the variants and their keys; the `variant_comparison` asset sets them side by side."""
+    import json
+    import uuid
+
+    import dagster as dg
+
+    from pipelines.definitions import all_assets, build_definitions, job_ops
+
+    ensure_dagster_home()
+    instance = dg.DagsterInstance.get()
+    launch = uuid.uuid4().hex[:12]
+    base_defs = build_definitions(recipe=recipe, home=home)
+    storage = base_defs.resources["storage"]
+    shards = prepare_shards(base_defs, storage, recipe, home, None)
+    storage.write_text(recipe.to_yaml(), storage.recipe_resolved())
+    storage.write_text(recipe.to_yaml(), storage.recipe_copy(recipe.name, recipe.digest))
+    out(f"recipe {recipe.name} ({recipe.digest}) from {' <- '.join(recipe.files)}"
+        + (f" --set {' --set '.join(recipe.overrides)}" if recipe.overrides else "")
+        + f"; variants {', '.join(recipe.variants)} (launch {launch})")
+    out(f"MODELWORKS_HOME={home} DAGSTER_HOME={os.environ['DAGSTER_HOME']}; {len(shards)} crawl shards")
+    keys_of = {a.node_def.name: [k.to_user_string() for k in a.keys] for a in all_assets}
+    t_start = time.perf_counter()
+    done_runs, manifest, reuse_lines = [], [], []
+    for name in recipe.variants:
+        variant = recipe.variant(name)
+        keys = stage_keys(variant, base_defs)
+        defs = build_definitions(recipe=variant, home=home, stage_keys=keys)
+        vstorage = defs.resources["storage"]
+        tags = {**variant.tags(), "modelworks/source": source, "modelworks/home": str(home),
+                "modelworks/variant": name, "modelworks/ablation": f"{recipe.name}-{recipe.digest}",
+                "modelworks/launch": launch}
+        out(f"variant {name} ({variant.digest}): {', '.join(recipe.variant_overrides(name)) or 'the recipe as is'}")
+        manifest.append({"name": name, "overrides": recipe.variants[name], "digest": variant.digest,
+                         "stage_keys": keys})
+        reused_count = 0
+        for r in plan(defs, shards, None):
+            if r.job == "comparison_job":
+                continue
+            part = r.partition if r.job in PER_PARTITION_JOBS else None
+            pending, reused = [], []
+            for op in sorted(job_ops(r.job)):
+                if op not in keys:
+                    continue
+                (reused if vstorage.exists(vstorage.stage_done(op, keys[op], part)) else pending).append(op)
+            for op in reused:
+                reuse_lines.append({"launch": launch, "variant": name, "op": op, "partition": part, "key": keys[op],
+                                    "action": "reused"})
+            reused_count += len(reused)
+            if not pending:
+                continue
+            selection = {k for op in pending for k in keys_of[op]}
+            label = f"[{name}] {r.label}" + (f" (reusing {', '.join(reused)})" if reused and r.partition is None
+                                              else "")
+            result = execute(defs, instance, r, variant, tags, out, verbose, selection=selection, label=label)
+            done_runs.append({**result, "variant": name})
+            for op in pending:
+                marker = {"variant": name, "run_id": result["run_id"], "op": op, "partition": part,
+                          "key": keys[op], "launch": launch}
+                vstorage.write_text(json.dumps(marker), vstorage.stage_done(op, keys[op], part))
+                reuse_lines.append({**marker, "action": "materialized"})
+        out(f"variant {name}: {reused_count} stage partitions reused from earlier variants or runs")
+    storage.write_text(json.dumps({"recipe": recipe.name, "digest": recipe.digest, "launch": launch,
+                                   "variants": manifest}, indent=1), storage.variants_manifest())
+    previous = storage.read_text(storage.reuse_log()) if storage.exists(storage.reuse_log()) else ""
+    storage.write_text(previous + "".join(json.dumps(x) + "\n" for x in reuse_lines), storage.reuse_log())
+    comparison = Planned("comparison of the variants", "comparison_job")
+    tags = {**recipe.tags(), "modelworks/source": source, "modelworks/home": str(home), "modelworks/launch": launch}
+    done_runs.append(execute(base_defs, instance, comparison, recipe, tags, out, verbose))
+    path = storage.comparison("json")
+    return {"runs": done_runs, "report": None, "comparison": path if storage.exists(path) else None,
+            "reuse": reuse_lines, "launch": launch, "variants": manifest,
+            "seconds": round(time.perf_counter() - t_start, 1), "storage": storage}
+
+
+def print_comparison(storage, out: Callable) -> str | None:
+    import json
+
+    from evaluation.comparison import format_comparison_summary
+
+    if not storage.exists(storage.comparison("json")):
+        return None
+    text = format_comparison_summary(json.loads(storage.read_text(storage.comparison("json"))))
+    out("", raw=True)
+    out(text, raw=True)
+    out("", raw=True)
+    out(f"comparison: {storage.comparison('html')}", raw=True)
+    return text
 
 
 def stage_table(storage) -> tuple[str, str] | None:

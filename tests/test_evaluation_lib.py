@@ -508,4 +508,7 @@ def test_stage_report_carries_cis_verdicts_baselines_and_perplexity(scores, suit
     saved = json.loads(Path(report["paths"]["json"]).read_text())
     assert saved["stages"] == ["base", "dapt", "sft"] and saved["verdicts"]["modelworks_mcq/acc"]
     assert "<table>" in Path(report["paths"]["html"]).read_text()
-    assert format_stage_table(data).splitlines()[2].startswith("base")
+    table = format_stage_table(data).splitlines()
+    assert table[0].split()[-4:] == ["base", "dapt", "sft", "chance"]
+    assert any(line.startswith("mcq acc ↑") for line in table[2:])
+    assert any("base → dapt" in line for line in table) and len(table) <= 40
