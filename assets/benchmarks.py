@@ -204,7 +204,8 @@ def decontaminated_training_sets(config: DecontaminationConfig, storage: Modelwo
         keep = [t is not None for t in after]
         cleaned = table.set_column(table.schema.get_field_index("text"), "text", pa.array(after, pa.string()))
         with storage.writing(storage.decontaminated(name)) as tmp:
-            write_parquet_atomic(cleaned.filter(pa.array(keep)), tmp)
+            # typed: an empty corpus (no domain pages found) gives an empty list, which pa.array reads as nulls
+            write_parquet_atomic(cleaned.filter(pa.array(keep, pa.bool_())), tmp)
         summary[name] = summarize_actions(actions)
         log_rows += [{"training_set": name, "id": i, "url": u, **a.to_dict()}
                      for i, u, a in zip(table.column("id").to_pylist(), table.column("url").to_pylist(), actions)
