@@ -61,7 +61,6 @@ def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
             result = curate_shard_ray(raw, cfg, shard, kept_path, dropped_path, cluster)
         else:
             result = curate_shard(raw, cfg, shard, kept_path=kept_path, dropped_path=dropped_path)
-        kept = pq.read_table(kept_path, columns=["url", "text"])
     s = result.stats
     n_kept, n_dropped = s["kept"], s["dropped"]
     metadata = {
@@ -81,28 +80,7 @@ def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
         "path": dg.MetadataValue.path(storage.curated_pages(shard)),
         "dropped_path": dg.MetadataValue.path(storage.curated_dropped(shard)),
     }
-    truth = demo_truth(storage, shard)
-    if truth:  # the demo crawl knows every page's fate: report precision/recall against it
-        from curation.demo.truth import score_curation, score_pii
-
-        kept_urls = set(kept.column("url").to_pylist())
-        metadata["vs_ground_truth"] = dg.MetadataValue.json(score_curation(kept_urls, truth))
-        metadata["planted_pii"] = dg.MetadataValue.json(
-            score_pii(kept.column("text").to_pylist(), truth, kept_urls))
     return dg.MaterializeResult(metadata=metadata)
-
-
-def demo_truth(storage: ModelworksStorage, shard: str | None = None) -> list[dict]:
-    """The demo crawl's ground truth (all shards, or one), or [] for a crawl that has none.
-
-    Only the generated demo crawl has a truth sidecar; a real crawl never touches the demo package.
-    """
-    if not storage.exists(storage.demo_truth()):
-        return []
-    from curation.demo.crawl import load_truth
-
-    with storage.reading(storage.demo()) as demo_dir:
-        return load_truth(demo_dir, shard)
 
 
 @dg.asset_check(asset=curated_pages, blocking=True, partitions_def=crawl_shard_partitions,

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 import contextlib
 
-from assets.curation import curated_pages, demo_truth, read_curated, read_table
+from assets.curation import curated_pages, read_curated, read_table
 from assets.partitions import crawl_shard_partitions
 from curation.dedup import exact_duplicate_mask, lsh_bands, minhash_signatures, near_duplicate_clusters
 from curation.dedup_scale import near_duplicate_clusters_duckdb
@@ -171,13 +171,6 @@ def _deduplicate(context, config: DedupConfig, storage: ModelworksStorage, shard
         "shards_list": dg.MetadataValue.json(shards),
         "path": dg.MetadataValue.path(storage.deduplicated_pages()),
     }
-    truth = demo_truth(storage)
-    if truth:
-        from curation.demo.truth import score_dedup
-
-        by_id_url = set(docs.column("url").to_pylist())
-        metadata["vs_ground_truth"] = dg.MetadataValue.json(
-            score_dedup(set(kept.column("url").to_pylist()), truth, by_id_url, config.jaccard_threshold))
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from assets.curation import demo_truth, read_table
+from assets.curation import read_table
 from assets.dedup import deduplicated_pages
 from assets.seed import seed_corpus
 from assets.storage import ModelworksStorage
@@ -76,13 +76,6 @@ def domain_selection(context: dg.AssetExecutionContext, config: DomainSelectionC
     for table, name in ((domain, "domain_corpus"), (general, "general_corpus"), (heldout, "general_heldout_text")):
         with storage.writing(storage.corpus(name)) as tmp:
             write_parquet_atomic(table, tmp)
-    truth = demo_truth(storage)
-    quality = {}
-    if truth:
-        from curation.demo.truth import score_domain
-
-        quality["vs_ground_truth"] = dg.MetadataValue.json(score_domain(
-            set(domain.column("url").to_pylist()), set(pages.column("url").to_pylist()), truth))
     v = sel.validation
     estimates = {key: v[key] for key in ("expected_precision", "expected_recall") if v[key] is not None}
     hist = np.histogram(sel.scores, bins=10, range=(0.0, 1.0))[0].tolist()
@@ -95,7 +88,7 @@ def domain_selection(context: dg.AssetExecutionContext, config: DomainSelectionC
         "validation": dg.MetadataValue.json(v),
         **({"warning": sel.warning} if sel.warning else {}), "score_histogram_0_to_1": dg.MetadataValue.json(hist),
         "seed_chunks_used": len(seed_texts), "seed_documents_used": len(set(seed_docs)),
-        "path": dg.MetadataValue.path(storage.corpus("domain_corpus")), **quality})
+        "path": dg.MetadataValue.path(storage.corpus("domain_corpus"))})
     yield dg.MaterializeResult(asset_key="general_corpus", metadata={
         "rows": general.num_rows, "words": int(pa.compute.sum(general.column("n_words")).as_py() or 0),
         "path": dg.MetadataValue.path(storage.corpus("general_corpus"))})

@@ -115,6 +115,9 @@ def run_command(recipe_arg: str, overrides: list[str], home: str | None, *, only
         try:
             if demo:
                 demo_crawl(storage, recipe, regenerate, out)
+                from pipelines.demo_checks import demo_overrides  # the demo's files, passed as inputs
+
+                recipe = load_recipe(recipe_arg, [*overrides, *demo_overrides(recipe, storage)])
             result = materialize(recipe, home, only=only, out=out, verbose=verbose,
                                  source="modelworks-demo" if demo else "modelworks-cli")
         except RecipeError as err:

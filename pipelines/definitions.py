@@ -107,9 +107,14 @@ def build_definitions(profile_name: str | None = None, home: str | None = None,
     nightly_refresh = dg.AutomationConditionSensorDefinition(
         "nightly_refresh", target=CORPUS_TO_MODEL, default_condition=dg.AutomationCondition.on_cron("0 2 * * *"),
         default_status=dg.DefaultSensorStatus.RUNNING, use_user_code_server=True)
+    checks = list(all_checks)
+    if recipe is not None and recipe.ground_truth:  # the demo: its generator's truth scores every stage
+        from pipelines.demo_checks import demo_checks
+
+        checks += demo_checks(recipe.ground_truth)
     return dg.Definitions(
         assets=all_assets,
-        asset_checks=all_checks,
+        asset_checks=checks,
         jobs=_jobs(recipe) if recipe is not None else [shard_curation_job, seed_job, synthetic_job,
                                                         corpus_to_model_job, comparison_job],
         sensors=[landing_shard_sensor, nightly_refresh],

@@ -206,6 +206,8 @@ def stage_schema(assets_defs=None) -> Schema:
         "benchmarks": Key(list[str], [], "Benchmark JSONL files or folders.", path="paths"),
         "lm_eval_tasks": Key(list[str], [], "lm-eval task names, or folders of lm-eval task YAML.", path="tasks"),
         "base_model": Key(str, "scratch", "scratch, smollm2, a GGUF file or a Hugging Face directory.", path="model"),
+        "ground_truth": Key(str, "", "The demo generator's world (its truth sidecars), set by `modelworks demo`: the "
+                                     "demo checks score each stage against it. Empty: no demo checks.", path="path"),
         "teacher": teacher,
     }
     homes = profile_keys()
@@ -566,6 +568,11 @@ class Recipe:
     @property
     def teacher(self) -> dict:
         return dict(self.data.get("inputs", {}).get("teacher") or {})
+
+    @property
+    def ground_truth(self) -> str:
+        """The demo world whose ground truth the demo checks score against (inputs.ground_truth), or ""."""
+        return str(self.data.get("inputs", {}).get("ground_truth") or "")
 
     @property
     def demo_crawl(self) -> dict:

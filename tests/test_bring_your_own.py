@@ -74,3 +74,13 @@ def test_the_users_benchmarks_are_scored_and_reported(byo_run):
     report = json.loads(Path(storage.report_json()).read_text())
     assert any("plant_mcq" in key for key in report["rows"])
     assert any("plant_yesno" in key for key in report["rows"])
+
+
+def test_a_run_on_your_own_inputs_registers_no_demo_checks(byo_run):
+    storage, instance, result = byo_run
+    from pipelines.demo_checks import CHECK_NAMES
+
+    ran = {c.check_name for c in result.get_asset_check_evaluations()}
+    assert ran and not ran & set(CHECK_NAMES)
+    meta = instance.get_latest_materialization_event(dg.AssetKey("benchmark_suite")).asset_materialization.metadata
+    assert meta["source"].value == "files"  # the user's files; nothing looked for a demo fact base

@@ -25,8 +25,11 @@ def _materialize_shards(order, instance, storage):
 
 def _deduplicate(instance, storage, **config):
     from assets import dedup
+    from pipelines.demo_checks import demo_checks
 
-    result = dg.materialize([dedup.deduplicated_pages, dedup.no_exact_duplicates_remain], instance=instance,
+    dedup_vs_truth = demo_checks(Path(storage.root) / "demo")[1]  # the demo's ground-truth scores (a check)
+    result = dg.materialize([dedup.deduplicated_pages, dedup.no_exact_duplicates_remain, dedup_vs_truth],
+                            instance=instance,
                             resources={"storage": storage},
                             run_config={"ops": {"deduplicated_pages": {"config": config}}} if config else None)
     assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
@@ -34,8 +37,10 @@ def _deduplicate(instance, storage, **config):
     kept = dict(zip(table.column("id").to_pylist(),
                     zip(table.column("cluster_id").to_pylist(), table.column("cluster_size").to_pylist())))
     removed = pq.read_table(storage.duplicates_removed())
+    truth = {c.check_name: c.metadata for c in result.get_asset_check_evaluations()}
     return kept, dict(zip(removed.column("id").to_pylist(), removed.column("duplicate_of").to_pylist())), \
-        result.asset_materializations_for_node("deduplicated_pages")[0].metadata
+        {**result.asset_materializations_for_node("deduplicated_pages")[0].metadata,
+         **truth["deduplicated_pages_vs_ground_truth"]}
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ Question wording deliberately differs from every phrasing the web pages use (see
 curation.demo.text), so a 13-gram decontamination pass removes planted verbatim leaks without
 removing the pages that legitimately teach the facts.
 
-The real chain never imports this module: it reads benchmark files (`evaluation.benchmarks`);
-the demo's `benchmark_suite` writes these items as such files first.
+The real chain never imports this module: it reads benchmark files (`evaluation.benchmarks`).
+The demo generator (`generate_demo_crawl`) writes these items as such files into the demo's home
+(demo/benchmarks/), and `modelworks demo` passes that folder as the recipe's inputs.benchmarks.
 """
 from __future__ import annotations
 

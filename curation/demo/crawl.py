@@ -6,6 +6,7 @@ Layout written under `root`:
     demo/truth/<shard>.jsonl    one ground-truth row per page (kind, duplicates, PII, leaks, facts)
     demo/seed/manual-*.txt      the domain seed corpus: maintenance manuals (train facts only)
     demo/facts.json             the fact base with its train / held-out split
+    demo/benchmarks/<kind>.jsonl  the benchmarks (held-out facts only), in the formats evaluation/benchmarks.py reads
 
 Page kinds: domain (teaches facts, train and held-out), general (real English: the standard library's
 docstrings, curation/demo/real_english.py; templated cooking, travel, ... pages beyond its 468 pages),
@@ -294,11 +295,12 @@ def write_seed_corpus(facts: FactBase, seed_dir: Path, seed: int) -> list[Path]:
 
 def generate_demo_crawl(root: str | Path, config: DemoCrawlConfig = DemoCrawlConfig()) -> dict:
     """Write the whole demo crawl under `root`; returns a summary (shards, pages per kind, paths)."""
-    from curation.demo.benchmarks import build_benchmarks, leak_items
+    from curation.demo.benchmarks import build_benchmarks, leak_items, write_benchmark_sources
 
     root = Path(root)
     facts = build_fact_base(config.seed)
-    shards = plan_pages(config, facts, leak_items(build_benchmarks(facts, config.seed)))
+    bench = build_benchmarks(facts, config.seed)
+    shards = plan_pages(config, facts, leak_items(bench))
     kinds: dict[str, int] = {}
     shard_names = []
     for s, pages in enumerate(shards):
@@ -310,8 +312,12 @@ def generate_demo_crawl(root: str | Path, config: DemoCrawlConfig = DemoCrawlCon
         shard_names.append(name)
     write_text_atomic(json.dumps(facts.to_dict(), indent=1), root / "demo" / "facts.json")
     write_seed_corpus(facts, root / "demo" / "seed", config.seed)
+    # The benchmarks, from the held-out facts: ordinary JSONL files (one per kind) that the demo passes to the
+    # chain as its benchmark files (inputs.benchmarks), like a user's own folder.
+    write_benchmark_sources(bench, root / "demo" / "benchmarks")
     return {"shards": shard_names, "pages": sum(len(p) for p in shards), "pages_by_kind": kinds,
-            "landing_dir": str(root / "landing"), "demo_dir": str(root / "demo")}
+            "landing_dir": str(root / "landing"), "demo_dir": str(root / "demo"),
+            "benchmarks_dir": str(root / "demo" / "benchmarks")}
 
 
 def load_fact_base(demo_dir: str | Path) -> FactBase:
