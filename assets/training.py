@@ -395,5 +395,12 @@ def base_model_loss_decreased(storage: ModelworksStorage) -> dg.AssetCheckResult
     curve = meta.get("loss_curve") or []
     if len(curve) < 2:
         return dg.AssetCheckResult(passed=False, metadata={"reason": "no loss curve recorded"})
-    first, last = curve[0][1], curve[-1][1]
-    return dg.AssetCheckResult(passed=last < 0.8 * first, metadata={"first_loss": first, "last_loss": last})
+    # The last quarter of the curve (not one noisy step) against the first step. 10% is what a tiny model reaches in
+    # a few dozen steps on real web text (6.26 -> 5.3 nats in 30 steps of the tiny recipe on ~1,000 real pages); a
+    # run that learned nothing stays near 0%, one that diverged goes above it. Templated demo text falls far more.
+    first = curve[0][1]
+    tail = [loss for _, loss in curve[-max(1, len(curve) // 4):]]
+    last = sum(tail) / len(tail)
+    return dg.AssetCheckResult(passed=last < 0.9 * first,
+                               metadata={"first_loss": first, "last_quarter_mean_loss": round(last, 4),
+                                         "relative_drop": round(1 - last / first, 4), "required_drop": 0.1})
