@@ -159,6 +159,9 @@ def read_seed_documents(folder: str | Path) -> tuple[list[SeedDocument], dict[st
         title = ""
         if kind == "html":
             raw, title = _html_to_markdown(raw)
+        elif kind == "markdown":
+            raw, title = _strip_front_matter(raw)
+            raw = _SHORTCODE.sub(" ", _SHORTCODE_TARGET.sub("](#)", raw))  # a link to a relref keeps its text
         text = _normalize(raw)
         if kind in ("markdown", "html"):
             text = _normalize(plain_markdown(text))
@@ -168,6 +171,27 @@ def read_seed_documents(folder: str | Path) -> tuple[list[SeedDocument], dict[st
         title = title or _first_heading(text, kind) or PurePosixPath(rel).stem
         docs.append(SeedDocument(id=_hash(rel), source=rel, title=title.strip(), text=text, kind=kind))
     return docs, skipped
+
+
+_FRONT_MATTER = re.compile(r"\A\ufeff?(---|\+\+\+)[ \t]*\r?\n(.*?)\r?\n\1[ \t]*(?:\r?\n|\Z)", re.S)
+# Hugo shortcodes ({{% warning %}}, {{< relref "page" >}}): template markup around prose, never prose.
+_SHORTCODE = re.compile(r"[ \t]*\{\{[<%].*?[>%]\}\}[ \t]*")
+_SHORTCODE_TARGET = re.compile(r"\]\(\s*\{\{[<%].*?[>%]\}\}\s*\)")
+_FRONT_TITLE = re.compile(r"^title\s*[:=]\s*(.+?)\s*$", re.M)
+
+
+def _strip_front_matter(text: str) -> tuple[str, str]:
+    """(body, title) of a Markdown file with YAML (`---`) or TOML (`+++`) front matter, as Hugo, Jekyll and MkDocs
+    sites write it: the block is metadata, not prose, and would otherwise open the first chunk ("--- title: ...
+    draft: false type: docs"). Its `title`, when set, names the document."""
+    m = _FRONT_MATTER.match(text)
+    # Only a block of `key: value` / `key = value` lines (nested ones indented, list items, comments) is front
+    # matter; a page that merely opens with a horizontal rule keeps its prose.
+    if not m or not all(re.match(r"[\w\"'.-]+\s*[:=]|\s|-\s|#", line)
+                        for line in m.group(2).splitlines() if line.strip()):
+        return text, ""
+    title = _FRONT_TITLE.search(m.group(2))
+    return text[m.end():], (title.group(1).strip("\"'") if title else "")
 
 
 def _normalize(text: str) -> str:

@@ -169,3 +169,21 @@ def test_reads_a_pdf_into_paragraphs_and_headings_and_counts_a_scan_as_empty(tmp
     assert any(h.endswith("3. Leaks at the shaft") for h in headings)  # a heading at the top of page 2
     leak = next(c for c in chunks if c.heading.endswith("3. Leaks at the shaft"))
     assert "worn lip seal" in leak.text and "Noise under load" not in leak.text
+
+
+def test_markdown_front_matter_and_shortcodes_are_metadata_not_prose(tmp_path):
+    # As Hugo/Jekyll documentation sites write their pages (e.g. Poetry's docs): YAML front matter, shortcodes.
+    (tmp_path / "pyproject.md").write_text(
+        '---\ntitle: "The pyproject.toml file"\ndraft: false\ntype: docs\nmenu:\n  docs:\n    weight: 90\n---\n\n'
+        "# The `pyproject.toml` file\n\n{{% warning %}}\nIn package mode, the only required fields are `name` and "
+        "`version`, see [the build system]({{< relref \"pyproject#build\" >}}).\n{{% /warning %}}\n\nThe `name` field is the name of the package. It is required in package mode.\n")
+    (tmp_path / "plain.md").write_text("---\n\nA horizontal rule first, then prose.\n\n---\n\nMore prose.\n")
+    docs, _ = read_seed_documents(tmp_path)
+    by_source = {d.source: d for d in docs}
+    page = by_source["pyproject.md"]
+    assert page.title == "The pyproject.toml file"
+    assert "draft" not in page.text and "weight" not in page.text and "{{" not in page.text
+    assert page.text.startswith("# The `pyproject.toml` file") and "only required fields" in page.text
+    assert "see the build system." in page.text  # a link to a shortcode target keeps its text
+    # a rule is not front matter unless the block closes: the prose of a page that opens with one stays whole
+    assert "A horizontal rule first" in by_source["plain.md"].text and "More prose" in by_source["plain.md"].text
