@@ -41,8 +41,9 @@ def test_every_asset_in_the_graph_is_materialized(demo_run):
 
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     keys = defs.resolve_asset_graph().get_all_asset_keys()
+    # variant_comparison sets the variants of an ablation side by side: only an ablation launch builds it.
     missing = [k.to_user_string() for k in keys
-               if not instance.get_latest_materialization_event(k)]
+               if k != dg.AssetKey("variant_comparison") and not instance.get_latest_materialization_event(k)]
     assert not missing
     assert len(keys) >= 20
 
