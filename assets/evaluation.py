@@ -25,7 +25,7 @@ def general_text_split(table, split: str):
 
     from evaluation.reference_text import in_probe_split
 
-    return table.filter(pa.array(in_probe_split(table.column("id").to_pylist(), split)))
+    return table.filter(pa.array(in_probe_split(table.column("id").to_pylist(), split), pa.bool_()))
 
 
 class EvalConfig(dg.Config):
