@@ -100,15 +100,15 @@ def test_ablation_materializes_shared_partitions_once_and_compares_variants(tmp_
     # the comparison: per-variant metrics with CIs, paired verdicts of lr against ref, forgetting included
     comp = json.loads((home / "reports" / "comparison.json").read_text())
     assert comp["variants"] == ["ref", "lr"] and comp["reference"] == "ref"
-    mcq = comp["rows"]["modelworks_mcq/acc"]
+    mcq = comp["rows"]["modelworks_mcq_test/acc"]
     for v in ("ref", "lr"):
         assert mcq[v]["dpo"]["lo"] <= mcq[v]["dpo"]["value"] <= mcq[v]["dpo"]["hi"]
-    paired = [c for c in comp["comparisons"]["modelworks_mcq/acc"] if c["stage"] == "dpo"]
+    paired = [c for c in comp["comparisons"]["modelworks_mcq_test/acc"] if c["stage"] == "dpo"]
     assert paired[0]["variant"] == "lr" and paired[0]["verdict"] in (
         "helped", "no significant change", "hurt", "too few to tell")
     assert any(m["forgetting"] for m in comp["metrics"])
     # the base stage is shared: the same model on the same items, no difference
-    base = [c for c in comp["comparisons"]["modelworks_mcq/acc"] if c["stage"] == "base"][0]
+    base = [c for c in comp["comparisons"]["modelworks_mcq_test/acc"] if c["stage"] == "base"][0]
     assert base["diff"] == 0
     for suffix in ("md", "html", "png"):
         assert (home / "reports" / f"comparison.{suffix}").exists()
