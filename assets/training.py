@@ -103,10 +103,15 @@ def _seed_generation_texts(storage: ModelworksStorage) -> list[str]:
     return [t for t in after if t]
 
 
-def _domain_data(storage: ModelworksStorage) -> str:
-    with storage.reading(storage.decontaminated("domain_corpus")) as path:
-        rows = pq.ParquetFile(path).metadata.num_rows
-    return f"domain_corpus ({rows} pages)" if rows else "seed documents' generation part (the domain corpus is empty)"
+def _domain_data(context: dg.AssetExecutionContext) -> str:
+    """What DAPT trained on, as domain_tokens recorded it when it packed the shards (its lineage, not a re-read)."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("domain_tokens"))
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    if "source" in meta:
+        return str(meta["source"].value)
+    if "documents" in meta:
+        return f"domain_corpus ({meta['documents'].value} pages)"
+    return "domain token shards (packed outside this instance: source not recorded)"
 
 
 class TokenShardsConfig(dg.Config):
@@ -315,7 +320,7 @@ def dapt_model(context: dg.AssetExecutionContext, config: DaptAssetConfig, stora
                        init_model_dir=local(storage.model("base")),
                        replay_data_dir=local(storage.tokens("general_corpus")), replay_ratio=config.replay_ratio)
     return dg.MaterializeResult(metadata={**result.metadata, "replay_ratio": config.replay_ratio,
-                                          "domain_data": _domain_data(storage)})
+                                          "domain_data": _domain_data(context)})
 
 
 class SFTAssetConfig(dg.Config):
