@@ -65,6 +65,7 @@ class DomainClassifierConfig:
     l2: float = 0.01  # L2 penalty on the weights (features are L2-normalized per document)
     iterations: int = 100  # accelerated gradient steps per model (converged well before at l2=0.01)
     folds: int = 5  # cross-fitting folds (at most the number of seed documents)
+    min_documents_to_fold_by: int = 5  # fewer seed documents: held out by chunk, not by document (see the fit)
     max_negatives: int = 20000  # crawl pages sampled as training negatives (every page is still scored)
     rounds: int = 4  # classifier rounds (see the module docstring); stops early once the selection is stable
     round2_excludes_top: float = 0.25  # share of round 1's best-scored pages left out of round 2's negatives
@@ -314,8 +315,11 @@ def _select(seed_texts: Sequence[str], seed_doc_ids: Sequence[str], page_texts: 
     n_pos, n_pages = len(seed_texts), len(page_texts)
     page_ids = [str(i) for i in range(n_pages)] if page_ids is None else [str(i) for i in page_ids]
     docs = sorted(set(seed_doc_ids))
-    by_document = len(docs) >= 2
-    # One seed document cannot be held out from itself: its chunks are folded instead (optimistic recall).
+    by_document = len(docs) >= config.min_documents_to_fold_by
+    # Holding out a whole document tests whether the classifier knows the domain beyond that document. With few
+    # documents each one is its own topic (the demo's three manuals: one machine family each), and a model fitted on
+    # two of them cannot recognise the third: recall 0 and nothing selected, although half the crawl is domain pages.
+    # Below `min_documents_to_fold_by` the chunks are folded instead (recall then is optimistic, and said so).
     pos_keys = list(seed_doc_ids) if by_document else [f"chunk{i}" for i in range(n_pos)]
     k = max(2, min(config.folds, len(set(pos_keys))))
     # Seed documents (or chunks) go round-robin over the folds in a seeded hash order, so every fold
@@ -384,7 +388,8 @@ def _select(seed_texts: Sequence[str], seed_doc_ids: Sequence[str], page_texts: 
         "threshold": round(threshold, 6),
         "heldout_seed_chunks": n_pos, "seed_documents": len(docs), "seed_chunks_above_threshold": seed_above,
         "heldout_crawl_pages": n_pages, "crawl_pages_above_threshold": int(selected.sum()),
-        "folds": k, "held_out_by": "document" if by_document else "chunk (only one seed document)",
+        "folds": k, "held_out_by": "document" if by_document else
+        f"chunk (fewer than {config.min_documents_to_fold_by} seed documents: recall is optimistic)",
         "negatives_sampled": int(sampled.sum()), "rounds": rounds, "mixture": mixture,
         "seed_score_quantiles_10_50_90": [round(float(v), 4) for v in np.quantile(seed_scores, [0.1, 0.5, 0.9])],
         "crawl_score_quantiles_50_90_99": [round(float(v), 4) for v in np.quantile(page_scores, [0.5, 0.9, 0.99])]

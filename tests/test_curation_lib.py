@@ -435,6 +435,7 @@ def test_domain_selection_needs_a_crawl_to_learn_from_and_the_seed_word_share_se
     # every fault page above every general page.
     sel = select_domain_pages(DOMAIN_SEED, [f"manual-{i}" for i in range(len(DOMAIN_SEED))], DOMAIN_IN + DOMAIN_OUT)
     assert not sel.selected.any() and "too few" in sel.warning
-    assert sel.validation["held_out_by"] == "document" and len(sel.scores) == len(DOMAIN_IN + DOMAIN_OUT)
+    expected = "document" if len(DOMAIN_SEED) >= 5 else "chunk"
+    assert sel.validation["held_out_by"].startswith(expected) and len(sel.scores) == len(DOMAIN_IN + DOMAIN_OUT)
     share = seed_vocabulary_share(DOMAIN_IN + DOMAIN_OUT, DOMAIN_SEED)
     assert share[: len(DOMAIN_IN)].min() > share[len(DOMAIN_IN):].max()
