@@ -16,7 +16,8 @@ from pathlib import Path
 
 from curation.tables import write_bytes_atomic, write_text_atomic
 from evaluation import stats
-from evaluation.report import (KNOWN_STAGE_ORDER, _diff_cell, _fmt, _item_values, _json_default, _paired,
+from evaluation.plots import panel_grid
+from evaluation.report import (KNOWN_STAGE_ORDER, html_head, _diff_cell, _fmt, _item_values, _json_default, _paired,
                                _transform, _weighted_ci, default_metrics, primary_metrics, verdict_style)
 
 FORGETTING_TASKS = ("general_text", "reference_text")
@@ -178,13 +179,8 @@ def comparison_chart_png(report: dict, max_panels: int = 8) -> bytes:
 
     stage = report["final_stage"]
     metrics = primary_metrics(report["metrics"])[:max_panels]
-    n = max(len(metrics), 1)
-    cols = min(n, 4)
-    nrows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 3.0 * nrows), squeeze=False)
-    for ax in axes.flat[len(metrics):]:
-        ax.axis("off")
-    for ax, m in zip(axes.flat, metrics):
+    fig, axes = panel_grid(plt, len(metrics), 3.4, 3.0)
+    for ax, m in zip(axes, metrics):
         cells = report["rows"][m["key"]]
         names = [v for v in report["variants"] if stage in cells.get(v, {})]
         vals = [cells[v][stage]["value"] for v in names]
@@ -226,15 +222,7 @@ def _comparison_html(report: dict, png: bytes) -> str:
                     + "".join(f"<th>{html.escape(v)}</th>" for v in report["variants"])
                     + f"</tr></thead><tbody>{rows}</tbody></table>")
     image = base64.b64encode(png).decode("ascii")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(report['title'])}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 70em; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-</style></head><body>
-<h1>{html.escape(report['title'])}</h1>
+    return html_head(report["title"], "70em") + f"""<h1>{html.escape(report['title'])}</h1>
 <p>Each variant's {html.escape(str(stage))} model against the reference <b>{html.escape(ref)}</b>, paired on the same
 test items: the verdict, Δ and its 95% bootstrap CI (×: ratio of perplexities).</p>
 <table><thead><tr><th>variant</th>{head}</tr></thead><tbody>{matrix}</tbody></table>

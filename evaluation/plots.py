@@ -42,6 +42,17 @@ def save_png(png: bytes, path: str | Path) -> Path:
     return write_bytes_atomic(png, path)
 
 
+def panel_grid(plt, n_panels: int, width_in: float, height_in: float):
+    """(figure, axes in reading order) for `n_panels` small charts, at most four a row; spare cells are blank."""
+    n = max(n_panels, 1)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(width_in * cols, height_in * rows), squeeze=False)
+    for ax in axes.flat[n_panels:]:
+        ax.axis("off")
+    return fig, list(axes.flat)
+
+
 def stage_chart_png(report: dict, max_panels: int = 8) -> bytes:
     """One panel per report metric: a bar per stage with its 95% CI, baselines in grey, chance dashed."""
     import matplotlib
@@ -50,13 +61,8 @@ def stage_chart_png(report: dict, max_panels: int = 8) -> bytes:
     import matplotlib.pyplot as plt
 
     metrics = report["metrics"][:max_panels]
-    n = max(len(metrics), 1)
-    cols = min(n, 4)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
-    for ax in axes.flat[len(metrics):]:
-        ax.axis("off")
-    for ax, metric in zip(axes.flat, metrics):
+    fig, axes = panel_grid(plt, len(metrics), 3.6, 3.2)
+    for ax, metric in zip(axes, metrics):
         table = report["rows"][metric["key"]]
         names = [s for s in report["stages"] if s in table] + [b for b in report["baselines"] if b in table]
         values = [table[s]["value"] for s in names]

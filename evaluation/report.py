@@ -385,6 +385,17 @@ VERDICT_MARK = {stats.HELPED: "▲", stats.HURT: "▼", stats.NO_CHANGE: "=", st
 VERDICT_COLOR = {stats.HELPED: "#c8e6c9", stats.HURT: "#ffcdd2", stats.NO_CHANGE: "#eeeeee", stats.TOO_FEW: "#fff9c4"}
 
 
+def html_head(title: str, max_width: str, extra_css: str = "") -> str:
+    """The opening of a Modelworks report page up to <body>: title and the shared table style."""
+    return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title>\n<style>\n"
+            f"body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: {max_width}; }}\n"
+            "table { border-collapse: collapse; margin-bottom: 1.5em; }\n"
+            "th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }\n"
+            "th:first-child, td:first-child { text-align: left; }\n"
+            f"{extra_css}</style></head><body>\n")
+
+
 def verdict_style(verdict: str) -> str:
     return f"background: {VERDICT_COLOR.get(verdict, '#ffffff')}"
 
@@ -611,17 +622,8 @@ def _html(report: dict, markdown: str, png: bytes) -> str:
         f"<td style=\"{verdict_style(c['verdict'])}\">{html.escape(c['verdict'])}</td></tr>"
         for m in report["metrics"] for c in report["comparisons"].get(m["key"], []))
     image = base64.b64encode(png).decode("ascii")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(report['title'])}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 72em; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-.scroll {{ overflow-x: auto; }}
-pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
-</style></head><body>
-<h1>{html.escape(report['title'])}</h1>
+    css = ".scroll { overflow-x: auto; }\npre { background: #f6f6f6; padding: 1em; overflow-x: auto; }\n"
+    return html_head(report["title"], "72em", extra_css=css) + f"""<h1>{html.escape(report['title'])}</h1>
 <h2>What was learned</h2>
 <p>Each cell: the paired verdict of the later stage against the earlier one on the same test items, and Δ [95% CI]
 (×: ratio of perplexities). Green helped, red hurt, grey no significant change, yellow too few to tell (fewer than
