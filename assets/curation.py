@@ -5,31 +5,32 @@ import pyarrow as pa
 from pydantic import Field
 import pyarrow.parquet as pq
 
+from assets.configs import derived_config, library_default, to_library
 from assets.ingest import crawl_shard, shard_file
 from assets.partitions import crawl_shard_partitions
 from assets.storage import ModelworksStorage
 from curation.extract import ExtractionSettings
 from curation.filters import default_filters
 from curation.pii import find_pii
+from curation.distributed import RayClusterConfig
 from curation.pipeline import CurationConfig, curate_shard
 
 
-class CuratedPagesConfig(dg.Config):
-    languages: list[str] = Field(default=["en"], description='Language codes to keep ("*" keeps all).')
-    min_lang_score: float = 0.65
-    max_page_bytes: int = 2_000_000
-    blocked_domains: list[str] = []
-    blocked_url_words: list[str] = []
-    filter_thresholds: dict[str, dict[str, float]] = Field(
-        default={}, description='Overrides of published defaults, e.g. {"gopher_quality": {"min_doc_words": 30}}; '
-                                "filters: gopher_repetition, gopher_quality, c4_quality, fineweb_quality.")
-    extraction_mode: str = Field(default="fast_then_full", description="fast_then_full, fast or full (trafilatura default).")
-    extract_time_limit_s: float = 5.0
-    workers: int = Field(default=0, description="Processes for the pages of one shard; 0 = every core.")
-    ray_address: str = Field(default="", description='Run on a Ray cluster: "ray://head:10001" (Ray Client, e.g. a '
-                                                     'KubeRay head service), "host:6379" or "auto". Empty: local '
-                                                     "processes. The storage root must be shared with the workers.")
-    ray_pages_per_task: int = 500
+CuratedPagesConfig = derived_config(
+    "CuratedPagesConfig", CurationConfig, exclude=("filters", "extraction"),
+    extra={  # what the asset turns into the library's filter and extractor objects, and where it runs
+        "filter_thresholds": (dict[str, dict[str, float]], Field(
+            default={}, description='Overrides of published defaults, e.g. {"gopher_quality": {"min_doc_words": 30}}; '
+                                    "filters: gopher_repetition, gopher_quality, c4_quality, fineweb_quality.")),
+        "extraction_mode": (str, Field(default=library_default(ExtractionSettings, "mode"),
+                                       description="fast_then_full, fast or full (trafilatura default).")),
+        "extract_time_limit_s": (float, library_default(ExtractionSettings, "time_limit_s")),
+        "ray_address": (str, Field(default="", description='Run on a Ray cluster: "ray://head:10001" (Ray Client, '
+                                                           'e.g. a KubeRay head service), "host:6379" or "auto". Empty: '
+                                                           "local processes. The storage root must be shared with the "
+                                                           "workers.")),
+        "ray_pages_per_task": (int, library_default(RayClusterConfig, "pages_per_task")),
+    })
 
 
 @dg.asset(partitions_def=crawl_shard_partitions, group_name="curation", code_version="2", deps=[crawl_shard],
@@ -42,20 +43,15 @@ def curated_pages(context: dg.AssetExecutionContext, config: CuratedPagesConfig,
     name = shard_file(storage, shard)
     if name is None:
         raise dg.Failure(f"crawl shard {shard!r} is not in the landing folder {storage.landing()}")
-    cfg = CurationConfig(languages=tuple(config.languages), min_lang_score=config.min_lang_score,
-                         max_page_bytes=config.max_page_bytes, blocked_domains=tuple(config.blocked_domains),
-                         blocked_url_words=tuple(config.blocked_url_words),
-                         filters=default_filters(config.filter_thresholds),
-                         extraction=ExtractionSettings(mode=config.extraction_mode,
-                                                       time_limit_s=config.extract_time_limit_s),
-                         workers=config.workers)
+    cfg = to_library(CurationConfig, config, filters=default_filters(config.filter_thresholds),
+                     extraction=ExtractionSettings(mode=config.extraction_mode, time_limit_s=config.extract_time_limit_s))
     context.log.info(f"curating {storage.raw_shard(name)}")
     # Rows stream straight into the partition's files, committed together when the shard is done.
     with storage.reading(storage.raw_shard(name)) as raw, \
             storage.writing(storage.curated_pages(shard)) as kept_path, \
             storage.writing(storage.curated_dropped(shard)) as dropped_path:
         if config.ray_address:
-            from curation.distributed import RayClusterConfig, curate_shard_ray
+            from curation.distributed import curate_shard_ray
 
             cluster = RayClusterConfig(address=config.ray_address, pages_per_task=config.ray_pages_per_task)
             result = curate_shard_ray(raw, cfg, shard, kept_path, dropped_path, cluster)

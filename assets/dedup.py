@@ -9,37 +9,24 @@ import pyarrow.parquet as pq
 
 import contextlib
 
+from pydantic import Field
+
+from assets.configs import derived_config, library_default
 from assets.curation import curated_pages, read_curated, read_table
 from assets.partitions import crawl_shard_partitions
-from curation.dedup import exact_duplicate_mask, lsh_bands, minhash_signatures, near_duplicate_clusters
+from curation.distributed import RayClusterConfig
+from curation.dedup import DedupSettings, MinhashSettings, exact_duplicate_mask, lsh_bands, minhash_signatures, near_duplicate_clusters
 from curation.dedup_scale import near_duplicate_clusters_duckdb
 from assets.storage import ModelworksStorage
 from curation.tables import write_parquet_atomic
 
 
-class MinhashConfig(dg.Config):
-    """FineWeb's shingles and signature size: word 5-grams, 112 permutations."""
-    num_perm: int = 112
-    ngram: int = 5
-    seed: int = 1
-    ray_address: str = ""  # non-empty: signatures computed as Ray tasks on that cluster (identical arrays)
-    ray_docs_per_task: int = 20000
-
-
-class DedupConfig(dg.Config):
-    """Pages whose word 5-gram Jaccard is >= jaccard_threshold are near duplicates.
-
-    LSH bands are chosen for lsh_threshold by datasketch's optimizer (0.6 at 112 permutations:
-    16 bands x 7 rows; FineWeb's 14 x 8 is lsh_bands=14, lsh_rows=8). Candidates are verified on
-    the true Jaccard of their texts (verify="text") or on the signature estimate ("signature").
-    engine="duckdb" runs the band join in DuckDB over the shards' signature Parquet (the scale path).
-    """
-    jaccard_threshold: float = 0.8
-    lsh_threshold: float = 0.6
-    lsh_bands: int = 0  # 0: chosen from lsh_threshold
-    lsh_rows: int = 0
-    verify: str = "text"
-    engine: str = "numpy"
+MinhashConfig = derived_config(
+    "MinhashConfig", MinhashSettings,
+    extra={"ray_address": (str, Field(default="", description="Non-empty: signatures computed as Ray tasks on that "
+                                                              "cluster (identical arrays).")),
+           "ray_docs_per_task": (int, library_default(RayClusterConfig, "docs_per_task"))})
+DedupConfig = derived_config("DedupConfig", DedupSettings)
 
 
 @dg.asset(name="minhash_signatures", partitions_def=crawl_shard_partitions, group_name="dedup", code_version="2",

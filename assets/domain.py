@@ -9,25 +9,16 @@ from assets.curation import read_table
 from assets.dedup import deduplicated_pages
 from assets.seed import seed_corpus
 from assets.storage import ModelworksStorage
-from curation.domain import DomainClassifierConfig, holdout_mask, seed_vocabulary_share, select_domain_pages
+from assets.configs import derived_config, library_default, to_library
+from curation.domain import DomainClassifierConfig, HeldoutTextSettings, holdout_mask, seed_vocabulary_share, select_domain_pages
 from curation.tables import write_parquet_atomic
 
-_DEFAULTS = DomainClassifierConfig()
-
-
-class DomainSelectionConfig(dg.Config):
-    min_precision: float = Field(default=_DEFAULTS.min_precision, description=(
-        "Expected precision the selected pages must reach: the threshold is the one with the best expected F1 "
-        "among those whose expected precision (from the score mixture fitted on held-out scores) reaches it."))
-    min_seed_agreement: float = Field(default=_DEFAULTS.min_seed_agreement, description=(
-        "Reverse test: a classifier of the selected pages vs the other pages must rank the seed chunks above those "
-        "other pages with at least this probability (an AUC), or the selection is dropped (empty domain corpus, "
-        "with a warning)."))
-    max_negatives: int = Field(default=_DEFAULTS.max_negatives,
-                               description="Crawl pages sampled as the classifier's negatives.")
-    seed: int = _DEFAULTS.seed
-    general_heldout_fraction: float = 0.1  # general pages set aside to measure forgetting (perplexity)
-    general_heldout_max_docs: int = 200
+DomainSelectionConfig = derived_config(
+    "DomainSelectionConfig", DomainClassifierConfig,
+    extra={"general_heldout_fraction": (float, Field(default=library_default(HeldoutTextSettings, "fraction"),
+                                                     description="General pages set aside to measure forgetting "
+                                                                 "(perplexity), by a seeded hash of their id.")),
+           "general_heldout_max_docs": (int, library_default(HeldoutTextSettings, "max_docs"))})
 
 
 def _generation_chunks(storage: ModelworksStorage) -> tuple[list[str], list[str]]:
@@ -58,8 +49,7 @@ def domain_selection(context: dg.AssetExecutionContext, config: DomainSelectionC
     seed_texts, seed_docs = _generation_chunks(storage)
     if not seed_texts:
         raise dg.Failure("the seed corpus has no generation chunks: nothing to select domain pages by")
-    cfg = DomainClassifierConfig(min_precision=config.min_precision, min_seed_agreement=config.min_seed_agreement,
-                                 max_negatives=config.max_negatives, seed=config.seed)
+    cfg = to_library(DomainClassifierConfig, config)
     langs = pages.column("lang").to_pylist() if "lang" in pages.column_names else None
     sel = select_domain_pages(seed_texts, seed_docs, pages.column("text").to_pylist(), cfg,
                               page_ids=pages.column("id").to_pylist(), page_languages=langs)

@@ -8,9 +8,10 @@ from pydantic import Field
 
 from assets.benchmarks import benchmark_suite, decontaminated_training_sets
 from assets.curation import read_table
-from assets.profiles import ProfileResource
+from assets.configs import derived_config
 from assets.storage import ModelworksStorage
 from curation.tables import read_jsonl
+from evaluation.harness import EvalSettings
 
 STAGES = ("base", "dapt", "sft", "dpo")
 # Evaluations read per asset check when looking for failures upstream of the report: enough for
@@ -28,32 +29,22 @@ def general_text_split(table, split: str):
     return table.filter(pa.array(in_probe_split(table.column("id").to_pylist(), split), pa.bool_()))
 
 
-class EvalConfig(dg.Config):
-    split: str = Field(default="test", description="test: the report's split. validation: for choosing "
-                                                   "hyperparameters and checkpoints (never look at test for that).")
-    batch_size: int | None = None
-    limit: int | None = Field(default=None, description="Items per task (None: the profile's eval_limit; 0: all).")
-    chat_template: bool | None = Field(default=None, description="Also score generative tasks with the model's chat "
-                                                                 "template. None: for every stage whose model has one.")
-    perplexity_max_tokens: int = 512
-    reference_text: bool | None = Field(default=None, description="Also the perplexity of real English that ships "
-                                                                   "with Python (a forgetting probe for pretrained "
-                                                                   "models; None: the profile's reference_text_probe).")
+EvalConfig = derived_config("EvalConfig", EvalSettings)
 
 
 def _score_asset(stage: str) -> dg.AssetsDefinition:
     @dg.asset(name=f"{stage}_model_scores", group_name="evaluation", code_version="5",
               deps=[f"{stage}_model", benchmark_suite, "general_heldout_text"], kinds={"json"},
               description=f"The {stage} model on every benchmark's test split through lm-evaluation-harness (every "
-                          f"item's score kept), the user's lm-eval tasks, general-text perplexity and (profile "
-                          f"smollm) the perplexity of real English shipped with Python.")
-    def _scores(context: dg.AssetExecutionContext, config: EvalConfig, storage: ModelworksStorage,
-                profile: ProfileResource) -> dg.MaterializeResult:
+                          f"item's score kept), the user's lm-eval tasks, general-text perplexity and (eval."
+                          f"reference_text) the perplexity of real English shipped with Python.")
+    def _scores(context: dg.AssetExecutionContext, config: EvalConfig,
+                storage: ModelworksStorage) -> dg.MaterializeResult:
         from evaluation.harness import add_task_scores, evaluate_model, text_perplexity
         from evaluation.suite import suite_tasks
 
-        limit = profile.pick(config.limit, "eval_limit") or None
-        batch_size = profile.pick(config.batch_size, "eval_batch_size")
+        limit = config.limit or None
+        batch_size = config.batch_size
         external = json.loads(storage.read_text(storage.external_tasks()))
         model_dir = storage.local_path(storage.model(stage))
         with storage.reading(storage.benchmark_suite()) as suite_dir:
@@ -70,7 +61,7 @@ def _score_asset(stage: str) -> dg.AssetsDefinition:
             add_task_scores(scores, "general_text", text_perplexity(
                 model_dir, general.column("text").to_pylist(), general.column("id").to_pylist(),
                 max_tokens=config.perplexity_max_tokens))
-        if profile.pick(config.reference_text, "reference_text_probe"):
+        if config.reference_text:
             from evaluation.reference_text import python_reference_docs
 
             ids, texts = python_reference_docs(REFERENCE_TEXT_DOCS, split=config.split)

@@ -8,33 +8,30 @@ import pyarrow as pa
 from pydantic import Field
 
 from assets.partitions import SEED_BATCHES
-from assets.profiles import ProfileResource
+from assets.configs import derived_config
 from assets.storage import ModelworksStorage
+from curation.seed import SeedSettings
 from curation.tables import write_parquet_atomic
 
 
-class SeedCorpusConfig(dg.Config):
-    source_dir: str = Field(default="", description="A folder (local path or fsspec URL) of Markdown, text and HTML "
-                                                    "documents. Empty: the generated demo world's maintenance manuals.")
-    heldout_fraction: float = Field(default=0.2, description="Share of documents reserved for benchmarks; they "
-                                                             "never feed SFT/DPO data or domain selection.")
-    split_seed: int = 0
-    max_chunk_words: int | None = None  # None: the profile's seed_chunk_words
-    min_chunk_words: int = 40
+SeedCorpusConfig = derived_config(
+    "SeedCorpusConfig", SeedSettings,
+    extra={"source_dir": (str, Field(default="", description="A folder (local path or fsspec URL) of Markdown, text, "
+                                                             "HTML and PDF documents (recipe: inputs.seed_docs; "
+                                                             "`modelworks demo` sets it to the demo world's manuals)."))})
 
 
 @dg.asset(group_name="ingest", code_version="4", kinds={"parquet"},
           description="The domain seed corpus: documents split along headings and paragraphs into chunks with stable "
                       "ids, each document assigned to the generation or the held-out part by a seeded hash.")
-def seed_corpus(context: dg.AssetExecutionContext, config: SeedCorpusConfig, storage: ModelworksStorage,
-                profile: ProfileResource) -> dg.MaterializeResult:
+def seed_corpus(context: dg.AssetExecutionContext, config: SeedCorpusConfig, storage: ModelworksStorage) -> dg.MaterializeResult:
     from curation.seed import chunk_document, read_seed_documents, seed_batch, split_documents
 
-    config = profile.resolve(config, {"max_chunk_words": "seed_chunk_words"})
-    source = config.source_dir or storage.demo_seed()
-    if not config.source_dir and not storage.exists(storage.demo_seed()):
-        raise dg.Failure("no seed documents: set seed_corpus.config.source_dir to a folder of your documents "
-                         "(Markdown, text, HTML, PDF), or generate the demo world (`make demo`)")
+    source = config.source_dir
+    if not source:
+        raise dg.Failure("no seed documents: set inputs.seed_docs in the recipe (or --set inputs.seed_docs=DIR; in "
+                         "the Launchpad seed_corpus.config.source_dir) to a folder of your documents (Markdown, text, "
+                         "HTML, PDF), or run `modelworks demo` for the generated demo world")
     t0 = time.perf_counter()
     try:
         docs, skipped = read_seed_documents(source)

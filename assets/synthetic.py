@@ -19,10 +19,11 @@ from pydantic import Field
 
 from assets.curation import read_table
 from assets.partitions import seed_batch_partitions
-from assets.profiles import ProfileResource
+from assets.configs import derived_config, to_library
 from assets.seed import seed_corpus
 from assets.storage import ModelworksStorage
 from assets.teacher import TeacherResource
+from curation.synthetic.chain import ChainConfig
 from curation.tables import read_jsonl, write_jsonl_atomic
 
 SYNTHETIC_SETS = ("sft", "preferences", "quarantine")
@@ -54,28 +55,17 @@ def read_audit(storage: ModelworksStorage, batch: str) -> dict:
     return rows[-1] if rows else {"batch": batch, "status": "missing"}
 
 
-class SyntheticDataConfig(dg.Config):
-    """The guided chain (topics -> questions of four kinds -> grounded answers -> judge); see ChainConfig."""
-    kinds: list[str] = ["mcq", "qa", "completion", "summarization"]
-    topics_per_chunk: int | None = None  # None: the profile's synthetic_topics_per_chunk
-    questions_per_topic: int = 1
-    answers_per_question: int = Field(default=3, description="Sampled answers per question, ranked by the judge "
-                                                            "into preference pairs.")
-    judge_threshold: float = 3.5
-    preference_margin: float = 1.0
-    near_dup_threshold: float = 0.8
-    prompts_dir: str = Field(default="", description="A folder of edited prompt templates; empty = packaged ones.")
-    seed: int = 0
-    on_policy_model: str = Field(default="", description="On-policy preference answers: a model stage ('sft') or "
-                                                         "an HF directory that samples the answers instead of the teacher.")
+SyntheticDataConfig = derived_config(
+    "SyntheticDataConfig", ChainConfig,
+    extra={"on_policy_model": (str, Field(default="", description="On-policy preference answers: a model stage "
+                                                                  "('sft') or an HF directory that samples the answers "
+                                                                  "instead of the teacher."))},
+    doc="The guided chain (topics -> questions of four kinds -> grounded answers -> judge): "
+        "curation.synthetic.chain.ChainConfig's settings, defaults there.")
 
 
-def _chain_config(config: SyntheticDataConfig):
-    from curation.synthetic.chain import ChainConfig
-
-    fields = set(ChainConfig.__dataclass_fields__)
-    return ChainConfig(**{k: (tuple(v) if isinstance(v, list) else v)
-                          for k, v in config.model_dump().items() if k in fields})
+def _chain_config(config) -> ChainConfig:
+    return to_library(ChainConfig, config)
 
 
 def load_chunks(storage: ModelworksStorage, split: str, batch: str | None = None):
@@ -108,12 +98,11 @@ def teacher_failure(err: Exception, stats: dict) -> dg.Failure:
     ],
 )
 def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticDataConfig, storage: ModelworksStorage,
-                   teacher: TeacherResource, profile: ProfileResource):
+                   teacher: TeacherResource):
     from curation.synthetic.chain import run_chain
     from curation.synthetic.teacher import TeacherUnavailable
 
     batch = context.partition_key
-    config = profile.resolve(config, {"topics_per_chunk": "synthetic_topics_per_chunk"})
     chunks = load_chunks(storage, "generation", batch)
     context.log.info(f"synthetic data for {batch}: {len(chunks)} chunks, teacher backend={teacher.backend}")
     # The batch's published sets stop counting from here: only an audit of what this run writes publishes again.

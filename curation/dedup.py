@@ -24,7 +24,8 @@ import hashlib
 import inspect
 import re
 import unicodedata
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -194,6 +195,36 @@ def shingle_hashes(texts: Sequence[str], ngram: int = 5) -> list[np.ndarray]:
     return out
 
 
+@dataclass(frozen=True)
+class MinhashSettings:
+    """FineWeb's shingles and signature size: word 5-grams, 112 permutations."""
+
+    num_perm: int = 112  # hash functions (signature length)
+    ngram: int = 5  # word n-gram shingles
+    seed: int = 1  # seeds the permutations: shards signed with different seeds cannot be compared
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    """Pages whose word 5-gram Jaccard is >= jaccard_threshold are near duplicates.
+
+    LSH bands are chosen for lsh_threshold by datasketch's optimizer (0.6 at 112 permutations: 16 bands x 7 rows;
+    FineWeb's 14 x 8 is lsh_bands=14, lsh_rows=8). Candidates are verified on the true Jaccard of their texts
+    (verify="text") or on the signature estimate ("signature"). engine="duckdb" runs the band join in DuckDB over
+    the shards' signature Parquet (the scale path).
+    """
+
+    jaccard_threshold: float = 0.8  # pages at least this similar are near duplicates
+    lsh_threshold: float = 0.6  # the LSH bands are chosen for this similarity (below the decision threshold)
+    lsh_bands: int = 0  # 0: chosen from lsh_threshold
+    lsh_rows: int = 0  # 0: chosen from lsh_threshold
+    verify: Literal["text", "signature"] = "text"  # candidates verified on the texts' true Jaccard, or signatures
+    engine: Literal["numpy", "duckdb"] = "numpy"  # duckdb: the band join in DuckDB (the scale path)
+
+
+_MH = MinhashSettings()
+
+
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The (a, b) of the num_perm hash functions h_k(x) = (a_k x + b_k mod 2^64) >> 32."""
     gen = np.random.default_rng(seed)
@@ -202,7 +233,8 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def minhash_signatures(texts: Sequence[str], num_perm: int = 112, ngram: int = 5, seed: int = 1) -> np.ndarray:
+def minhash_signatures(texts: Sequence[str], num_perm: int = _MH.num_perm, ngram: int = _MH.ngram,
+                       seed: int = _MH.seed) -> np.ndarray:
     """(n, num_perm) uint64 MinHash signatures of the word `ngram`-shingle sets of `texts`.
 
     A text without words gets EMPTY_HASH everywhere. Cost: one Arrow pass over the text, one

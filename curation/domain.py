@@ -72,6 +72,14 @@ class DomainClassifierConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class HeldoutTextSettings:
+    """General pages set aside (never trained on) to measure forgetting as perplexity."""
+
+    fraction: float = 0.1  # share of the general pages set aside, by a seeded hash of their id
+    max_docs: int = 200  # at most this many
+
+
 @dataclass
 class DomainSelection:
     scores: np.ndarray  # held-out (cross-fitted) probability of the classifier for each crawl page

@@ -32,6 +32,19 @@ SEED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".t
 
 
 @dataclass(frozen=True)
+class SeedSettings:
+    """How seed documents are chunked and split (the seed_corpus stage)."""
+
+    max_chunk_words: int = 350  # a chunk holds at most this many words (sections, then paragraphs)
+    min_chunk_words: int = 40  # a shorter chunk joins the section that follows it
+    heldout_fraction: float = 0.2  # share of documents reserved for benchmarks (never feed SFT/DPO or selection)
+    split_seed: int = 0  # seeds the hash that assigns a document to generation or held-out
+
+
+_SEED = SeedSettings()
+
+
+@dataclass(frozen=True)
 class SeedDocument:
     id: str       # sha256 of the path relative to the seed folder (first 16 hex digits)
     source: str   # that relative path, e.g. "pumps/centrifugal.md"
@@ -435,7 +448,7 @@ def _split_lines(lines: list[str], max_words: int) -> list[str]:
     return ["\n".join(header + p) for p in pieces]
 
 
-def chunk_document(doc: SeedDocument, max_words: int = 350, min_words: int = 40) -> list[Chunk]:
+def chunk_document(doc: SeedDocument, max_words: int = _SEED.max_chunk_words, min_words: int = _SEED.min_chunk_words) -> list[Chunk]:
     """Chunks of a document along its headings, then paragraphs; each at most `max_words` words.
 
     Consecutive sections are packed while they fit in `max_words` and either share a parent
@@ -488,18 +501,19 @@ def chunk_document(doc: SeedDocument, max_words: int = 350, min_words: int = 40)
     return out
 
 
-def chunk_documents(docs: list[SeedDocument], max_words: int = 350, min_words: int = 40) -> list[Chunk]:
+def chunk_documents(docs: list[SeedDocument], max_words: int = _SEED.max_chunk_words,
+                    min_words: int = _SEED.min_chunk_words) -> list[Chunk]:
     return [c for d in docs for c in chunk_document(d, max_words, min_words)]
 
 
-def is_heldout(doc_id: str, heldout_fraction: float = 0.2, seed: int = 0) -> bool:
+def is_heldout(doc_id: str, heldout_fraction: float = _SEED.heldout_fraction, seed: int = _SEED.split_seed) -> bool:
     """Whether a document is reserved for benchmarks: a seeded hash of its id, uniform on [0, 1)."""
     u = int(hashlib.sha256(f"{seed}|{doc_id}".encode()).hexdigest()[:15], 16) / 16 ** 15
     return u < heldout_fraction
 
 
-def split_documents(docs: list[SeedDocument], heldout_fraction: float = 0.2,
-                    seed: int = 0) -> tuple[list[SeedDocument], list[SeedDocument]]:
+def split_documents(docs: list[SeedDocument], heldout_fraction: float = _SEED.heldout_fraction,
+                    seed: int = _SEED.split_seed) -> tuple[list[SeedDocument], list[SeedDocument]]:
     """(generation documents, held-out documents). Held-out ones never feed SFT/DPO data."""
     if not 0.0 <= heldout_fraction <= 1.0:
         raise ValueError(f"heldout_fraction must lie in [0, 1], got {heldout_fraction}")

@@ -25,6 +25,8 @@ is built and its asset check enforces on generated benchmarks.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import re
 from collections.abc import Iterable
 
@@ -35,6 +37,14 @@ CENTRAL = "option most alike to the others"
 BASELINES = (SHORTEST, WORD_OVERLAP, NEVER_SEEN)
 # A benchmark whose blind rule beats chance by more than this (accuracy points) measures form, not knowledge.
 BLIND_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class BlindBaselineSettings:
+    """The blind-baseline gate on the benchmark suite (the check blind_baselines_at_chance)."""
+
+    tolerance: float = BLIND_TOLERANCE  # a blind rule may beat chance by this much
+    split: str = "test"  # the split the rule is enforced on (the report's)
 
 _STOPWORDS = frozenset(
     "a an the of in on at to for from by with and or is are was were be been it its this that these those "

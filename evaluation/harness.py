@@ -6,9 +6,24 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 # Fixed seeds of lm-eval's Python / NumPy / torch / few-shot samplers: the same model scores the same.
+
+
+@dataclass
+class EvalSettings:
+    """How every stage's model is scored (the `*_model_scores` assets; the recipe's `eval:` section)."""
+
+    split: str = "test"  # test: the report's split; validation: for choosing hyperparameters (never test for that)
+    batch_size: int = 16  # items per forward pass
+    limit: int | None = None  # items per task (None or 0: all)
+    chat_template: bool | None = None  # also score generative tasks in chat format; None: every model that has one
+    perplexity_max_tokens: int = 512  # tokens per document of the perplexity probes
+    reference_text: bool = False  # also the perplexity of real English shipped with Python (a forgetting probe)
+
+
 RANDOM_SEED = 0
 NUMPY_SEED = 1234
 TORCH_SEED = 1234
@@ -299,7 +314,7 @@ def evaluate_model(
     model_dir: str | os.PathLike,
     tasks_dir: str | os.PathLike | list[str | os.PathLike] | None,
     task_names: list[str],
-    batch_size: int = 16,
+    batch_size: int = EvalSettings.batch_size,
     limit: int | float | None = None,
     device: str = "cpu",
     bootstrap_iters: int = 0,

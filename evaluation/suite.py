@@ -13,8 +13,21 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from dataclasses import dataclass
+
 from evaluation.benchmarks import (SPLIT_SEED, VAL_FRACTION, LoadedBenchmark, load_benchmark_file, read_manifest,
                                    read_split, write_benchmark_suite)
+
+
+@dataclass
+class SuiteSettings:
+    """How the benchmark suite is built (the benchmark_suite stage; the recipe's `benchmarks:` section)."""
+
+    source: str = "auto"  # files: the recipe's inputs.benchmarks; heldout: generated from held-out documents; auto
+    generated_files: bool = False  # the files were written by a generator (the demo's): blind baselines then block
+    val_fraction: float = VAL_FRACTION  # share of item groups in the validation split (for choosing settings)
+    split_seed: int = SPLIT_SEED  # seeds the validation/test split
+    seed: int = 0  # seeds the generation of items from held-out documents
 
 
 def build_benchmark_suite(sources: Iterable[str | os.PathLike], suite_dir: str | os.PathLike,

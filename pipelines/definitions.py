@@ -1,8 +1,9 @@
 """The Modelworks code location: assets, checks, jobs, the landing-folder sensor and the nightly refresh.
 
-The recipe (`MODELWORKS_RECIPE`: a recipe file, see pipelines/recipe.py; or the profile `MODELWORKS_PROFILE`: tiny |
-demo | smollm | smollm_gpu | gpu) and the storage root (`MODELWORKS_HOME`) are resolved once, here, when the
-Definitions are built; the assets receive them as resources, and a recipe's other settings are the jobs' run config.
+The recipe (`MODELWORKS_RECIPE`: a recipe file or the name of a shipped one, see pipelines/recipe.py; default
+`demo`) and the storage root (`MODELWORKS_HOME`) are resolved once, here, when the Definitions are built: the
+teacher and the crawl become resources, every other setting the jobs' run config (so a run launched from the UI
+takes the recipe too, and the Launchpad shows and edits every field).
 """
 
 import os
@@ -17,7 +18,6 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from assets import ablation, benchmarks, curation, dedup, domain, evaluation, ingest, seed, synthetic, training  # noqa: E402
 from assets.partitions import crawl_shard_partitions  # noqa: E402
-from assets.profiles import ProfileResource, profile_named  # noqa: E402
 from assets.storage import ModelworksStorage, modelworks_home  # noqa: E402
 from assets.teacher import TeacherResource  # noqa: E402
 
@@ -52,8 +52,8 @@ def job_ops(name: str) -> set[str]:
 
 
 def _jobs(recipe=None) -> list:
-    """The four jobs; a recipe's settings (those no profile field holds) are their default run config and its
-    name and hash their tags, so a run launched from the UI takes the recipe too."""
+    """The jobs; a recipe's settings are their default run config and its name and hash their tags, so a run
+    launched from the UI takes the recipe too."""
     jobs = []
     for name, (selection, description) in {**JOBS, **EXTRA_JOBS}.items():
         extra = {}
@@ -84,46 +84,43 @@ def landing_shard_sensor(context: dg.SensorEvaluationContext, storage: Modelwork
 
 
 def load_location_recipe(recipe=None):
-    """The recipe the code location is built from: `recipe` (a Recipe or a file), else `MODELWORKS_RECIPE`, else
-    None (the profile path)."""
+    """The recipe the code location is built from: `recipe` (a Recipe, a file or a shipped recipe's name), else
+    `MODELWORKS_RECIPE`, else `MODELWORKS_PROFILE` (the older name of the same thing), else `demo`."""
     from pipelines.recipe import Recipe, load_recipe
 
-    recipe = recipe if recipe is not None else os.environ.get("MODELWORKS_RECIPE") or None
-    if recipe is None or isinstance(recipe, Recipe):
+    if isinstance(recipe, Recipe):
         return recipe
+    recipe = recipe or os.environ.get("MODELWORKS_RECIPE") or os.environ.get("MODELWORKS_PROFILE") or "demo"
     return load_recipe(recipe, assets_defs=all_assets)
 
 
 def build_definitions(profile_name: str | None = None, home: str | None = None,
                       teacher: TeacherResource | None = None, recipe=None,
                       stage_keys: dict[str, str] | None = None) -> dg.Definitions:
-    """The code location for one recipe (or profile) and storage root (all default to the environment: a named
-    profile wins over `MODELWORKS_RECIPE`). `stage_keys`: one ablation variant's content keys per stage (the storage
-    resource keeps keyed stages under `stages/<op>/<key>/`)."""
-    recipe = load_location_recipe(recipe) if profile_name is None or recipe is not None else None
-    profile = recipe.profile if recipe is not None else profile_named(profile_name)
+    """The code location for one recipe and storage root (both default to the environment). `profile_name`: a shipped
+    recipe's name (tiny, demo, smollm, ...), the older way to name one. `stage_keys`: one ablation variant's content
+    keys per stage (the storage resource keeps keyed stages under `stages/<op>/<key>/`)."""
+    recipe = load_location_recipe(recipe if recipe is not None else profile_name)
     # Nightly: every unpartitioned asset is rematerialized after the cron tick once its parents have been
     # updated, so a changed code_version or a new shard flows down the graph overnight.
     nightly_refresh = dg.AutomationConditionSensorDefinition(
         "nightly_refresh", target=CORPUS_TO_MODEL, default_condition=dg.AutomationCondition.on_cron("0 2 * * *"),
         default_status=dg.DefaultSensorStatus.RUNNING, use_user_code_server=True)
     checks = list(all_checks)
-    if recipe is not None and recipe.ground_truth:  # the demo: its generator's truth scores every stage
+    if recipe.ground_truth:  # the demo: its generator's truth scores every stage
         from pipelines.demo_checks import demo_checks
 
         checks += demo_checks(recipe.ground_truth)
     return dg.Definitions(
         assets=all_assets,
         asset_checks=checks,
-        jobs=_jobs(recipe) if recipe is not None else [shard_curation_job, seed_job, synthetic_job,
-                                                        corpus_to_model_job, comparison_job],
+        jobs=_jobs(recipe),
         sensors=[landing_shard_sensor, nightly_refresh],
         resources={
             "storage": ModelworksStorage(root=home or modelworks_home(),
-                                         crawl=recipe.crawl if recipe is not None else [],
+                                         crawl=recipe.crawl,
                                          stage_keys=dict(stage_keys or {})),
-            "profile": ProfileResource.of(profile),
-            "teacher": teacher or TeacherResource(**profile.teacher),
+            "teacher": teacher or TeacherResource(**recipe.teacher),
             # launches torchrun for pretraining and DAPT; rank 0 reports back through Pipes
             "pipes_subprocess_client": dg.PipesSubprocessClient(),
         },

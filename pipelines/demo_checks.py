@@ -110,7 +110,8 @@ def demo_checks(demo_dir: str | Path) -> list[dg.AssetChecksDefinition]:
 def demo_overrides(recipe, storage: ModelworksStorage) -> list[str]:
     """What `modelworks demo` adds to the recipe once the demo world is in `storage`'s home (as `--set` overrides, so
     ablation variants keep them): the generator's benchmark files as inputs.benchmarks (marked generated: blind
-    baselines above chance fail the chain), unless the recipe names its own, and its world as inputs.ground_truth."""
+    baselines above chance fail the chain), unless the recipe names its own, its manuals as inputs.seed_docs (likewise),
+    and its world as inputs.ground_truth."""
     import json
 
     from curation.demo.benchmarks import build_benchmarks, write_benchmark_sources
@@ -125,6 +126,8 @@ def demo_overrides(recipe, storage: ModelworksStorage) -> list[str]:
             seed = DemoCrawlConfig(**recipe.demo_crawl).seed
             write_benchmark_sources(build_benchmarks(load_fact_base(demo_dir), seed), bench_dir)
         extra += [f"inputs.benchmarks={json.dumps([str(bench_dir)])}", "benchmarks.generated_files=true"]
+    if not inputs.get("seed_docs"):  # the demo world's maintenance manuals, read like any folder of documents
+        extra.append(f"inputs.seed_docs={json.dumps(str(Path(storage.local_path(storage.demo_seed()))))}")
     if not inputs.get("ground_truth"):
         extra.append(f"inputs.ground_truth={json.dumps(str(demo_dir))}")
     return extra

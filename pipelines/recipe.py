@@ -17,15 +17,16 @@ the key, the file it came from and the valid keys near it.
 The valid keys are not written down here; they come from the code, so they cannot drift from it:
 
 - a stage section holds the fields of its asset's `Config` class (`dapt` <- `dapt_model`'s `DaptAssetConfig`,
-  `eval` <- every `*_model_scores` asset's `EvalConfig`, ...; `STAGE_ASSETS` names which asset a section sets);
-- `inputs.teacher` holds the `TeacherResource`'s fields, `demo_crawl` the demo generator's `DemoCrawlConfig`;
-- the profile's sizes (`assets/profiles.py`) are stage keys too: `PROFILE_KEYS` maps each Profile field onto the
-  stage key that sets it (from the training assets' own `*_FROM_PROFILE` maps where they exist).
+  `eval` <- every `*_model_scores` asset's `EvalConfig`, ...; `STAGE_ASSETS` names which asset a section sets),
+  and those classes are derived from the libraries' dataclasses (assets/configs.py): a setting and its default
+  live in one place, the library, and a recipe holds only what differs from it;
+- `checks` holds the fields of the asset checks' configs (`blind_baselines_at_chance`'s tolerance and split);
+- `inputs.teacher` holds the `TeacherResource`'s fields, `demo_crawl` the demo generator's `DemoCrawlConfig`.
 
-A resolved recipe becomes what the jobs take: a `Profile` (the `profile` resource), the teacher resource, the crawl
-(the storage resource reads it where it is), and run config for the settings that no profile field holds. This
-module needs no Dagster API: it reads the Config classes' pydantic fields (importing the asset modules imports
-dagster, as any use of the assets does).
+A resolved recipe has every key of every section, set or defaulted (what ran does not depend on defaults that may
+change later). It becomes what the jobs take: the teacher resource, the crawl (the storage resource reads it where
+it is), and run config for every op. This module needs no Dagster API: it reads the Config classes' pydantic
+fields (importing the asset modules imports dagster, as any use of the assets does).
 """
 from __future__ import annotations
 
@@ -74,24 +75,10 @@ INPUT_FIELDS = {
     ("open_model", "source"): "inputs.base_model",
 }
 
-# Where a Profile field is set when the asset that reads it has no map of its own in code (the training assets'
-# maps, PRETRAIN/DAPT/SFT/DPO_FROM_PROFILE, are read below). tests/test_recipes.py checks every Profile field has
-# exactly one home and every home is a valid key.
-_PROFILE_HOMES = {
-    "n_shards": "demo_crawl.n_shards",
-    "pages_per_shard": "demo_crawl.pages_per_shard",
-    "base_start": "inputs.base_model",
-    "teacher": "inputs.teacher",
-    "seed_chunk_words": "seed.max_chunk_words",  # assets/seed.py: max_chunk_words <- seed_chunk_words
-    "synthetic_topics_per_chunk": "synthetic.topics_per_chunk",  # assets/synthetic.py
-    "vocab_size": "tokenizer.vocab_size",  # assets/training.py tokenizer
-    "eval_batch_size": "eval.batch_size",  # assets/evaluation.py
-    "eval_limit": "eval.limit",
-    "reference_text_probe": "eval.reference_text",
-}
+# Asset checks with settings of their own: the recipe's `checks:` section (check name -> its config's fields).
+CHECK_CONFIGS = ("blind_baselines_at_chance",)
 
-TOP_LEVEL = ("extends", "name", "inputs", "demo_crawl", *STAGE_ASSETS, "variants")
-REQUIRED = object()  # a Profile field without a default: every recipe must set it (or extend one that does)
+TOP_LEVEL = ("extends", "name", "inputs", "demo_crawl", *STAGE_ASSETS, "checks", "variants")
 
 
 class RecipeError(ValueError):
@@ -109,7 +96,6 @@ class Key:
     type: Any
     default: Any = None
     doc: str = ""
-    profile: str | None = None  # the Profile field this key sets
     path: str | None = None  # inputs resolved relative to their file: "path", "paths", "model", "tasks"
 
 
@@ -136,24 +122,11 @@ def _config_classes(assets_defs) -> dict[str, type]:
     return out
 
 
-def profile_keys() -> dict[str, str]:
-    """Profile field -> the recipe key that sets it. A field two stages read (seq_len: pretraining and DAPT) is set
-    where it is read first (pretrain before dapt, sft before dpo); the later stage may still set its own."""
-    from assets import training
-
-    homes = dict(_PROFILE_HOMES)
-    for section, mapping in (("pretrain", training.PRETRAIN_FROM_PROFILE), ("dapt", training.DAPT_FROM_PROFILE),
-                             ("sft", training.SFT_FROM_PROFILE), ("dpo", training.DPO_FROM_PROFILE)):
-        for config_field, profile_field in mapping.items():
-            homes.setdefault(profile_field, f"{section}.{config_field}")
-    return homes
-
-
 @dataclass
 class Schema:
     sections: dict[str, dict[str, Any]]  # section -> key -> Key (or a nested dict of Keys: inputs.teacher)
     stage_ops: dict[str, tuple[str, ...]]  # section -> op names
-    profile_homes: dict[str, str]  # Profile field -> dotted key
+    check_ops: dict[str, str] = field(default_factory=dict)  # check name -> the op that runs it
 
     def key(self, dotted: str) -> Key | None:
         node: Any = self.sections
@@ -169,12 +142,11 @@ _SCHEMAS: dict[int, Schema] = {}
 
 def stage_schema(assets_defs=None) -> Schema:
     """The recipe schema, derived from the asset Config classes (of `assets_defs`, default: the code location's
-    assets), the teacher resource, the demo generator's config and the Profile."""
+    assets), the asset checks' configs, the teacher resource and the demo generator's config."""
     if assets_defs is None:
         from pipelines.definitions import all_assets as assets_defs
     if id(assets_defs) in _SCHEMAS:
         return _SCHEMAS[id(assets_defs)]
-    from assets.profiles import Profile
     from assets.teacher import TeacherResource
     from curation.demo.crawl import DemoCrawlConfig
     configs = _config_classes(assets_defs)
@@ -210,29 +182,20 @@ def stage_schema(assets_defs=None) -> Schema:
                                      "demo checks score each stage against it. Empty: no demo checks.", path="path"),
         "teacher": teacher,
     }
-    homes = profile_keys()
-    hints = typing.get_type_hints(Profile)
-    for f in dataclasses.fields(Profile):
-        if f.name == "name":
-            continue
-        dotted = homes.get(f.name)
-        section, _, rest = (dotted or "").partition(".")
-        if dotted is None or (section not in sections and section != "inputs"):
-            raise RuntimeError(f"Profile field {f.name!r} has no recipe key (pipelines/recipe.py _PROFILE_HOMES)")
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = REQUIRED
-        node = sections[section]
-        if rest == "teacher":  # the whole teacher mapping is the profile's teacher dict
-            continue
-        base = node.get(rest)
-        if base is None:
-            raise RuntimeError(f"Profile field {f.name!r} maps onto {dotted!r}, which is no field of that stage")
-        node[rest] = dataclasses.replace(base, type=hints[f.name], default=default, profile=f.name)
-    schema = Schema(sections=sections, stage_ops=stage_ops, profile_homes=homes)
+    from pipelines.definitions import all_checks
+
+    check_ops: dict[str, str] = {}
+    for c in all_checks:
+        fn = getattr(getattr(c.node_def, "compute_fn", None), "decorated_fn", None)
+        cls = typing.get_type_hints(fn).get("config") if fn is not None else None
+        for key in c.check_keys:
+            if key.name in CHECK_CONFIGS and cls is not None:
+                check_ops[key.name] = c.node_def.name
+                sections.setdefault("checks", {})[key.name] = _pydantic_keys(cls)
+    missing = sorted(set(CHECK_CONFIGS) - set(check_ops))
+    if missing:
+        raise RuntimeError(f"recipe section 'checks': no asset check {missing} with a config in the code location")
+    schema = Schema(sections=sections, stage_ops=stage_ops, check_ops=check_ops)
     _SCHEMAS[id(assets_defs)] = schema
     return schema
 
@@ -508,7 +471,7 @@ class Recipe:
     name: str
     files: tuple[str, ...]  # the recipe file and the files it extends, nearest first
     overrides: tuple[str, ...]
-    data: dict  # every set key (and every profile size) after extends and --set, coerced, inputs absolute
+    data: dict  # every key, set (after extends and --set) or defaulted, coerced; inputs absolute
     schema: Schema = field(repr=False)
     origins: dict = field(default_factory=dict, repr=False)  # key path -> the file (or --set) it came from
     path: str = ""  # the recipe file, absolute (variants are loaded from it again)
@@ -553,15 +516,6 @@ class Recipe:
 
     # ---- what the code location takes
     @property
-    def profile(self):
-        from assets.profiles import Profile
-
-        values = {"name": self.name}
-        for pfield, dotted in self.schema.profile_homes.items():
-            values[pfield] = _get(self.data, dotted)
-        return Profile(**values)
-
-    @property
     def crawl(self) -> list[str]:
         return list(self.data.get("inputs", {}).get("crawl") or [])
 
@@ -598,16 +552,16 @@ class Recipe:
         return r
 
     def op_config(self) -> dict[str, dict]:
-        """Op name -> config for every setting that no profile field holds (the profile resource holds the rest)."""
+        """Op name -> config: every setting of its section(s), its inputs; the checks' settings under their names."""
         ops: dict[str, dict] = {}
-        homes = set(self.schema.profile_homes.values())
         for section, ops_of in self.schema.stage_ops.items():
             for k, v in (self.data.get(section) or {}).items():
-                if f"{section}.{k}" in homes:
-                    continue
                 for op in ops_of:
                     ops.setdefault(op, {})[k] = v
+        for check, cfg in (self.data.get("checks") or {}).items():
+            ops[self.schema.check_ops.get(check, check)] = dict(cfg)
         inputs = self.data.get("inputs", {})
+        ops.setdefault("open_model", {})["source"] = inputs.get("base_model") or "scratch"
         if inputs.get("seed_docs"):
             ops.setdefault("seed_corpus", {})["source_dir"] = inputs["seed_docs"]
         if inputs.get("benchmarks"):
@@ -697,35 +651,30 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = (), *, cwd: 
     checked, errors = _validate(data, schema, origins)
     if errors:
         raise RecipeError(errors)
-    # Every profile size, set or defaulted, is part of the resolved recipe (what ran does not depend on defaults
-    # that may change).
-    missing = []
-    for pfield, dotted in schema.profile_homes.items():
-        try:
-            _get(checked, dotted)
-            continue
-        except KeyError:
-            pass
-        key = schema.key(dotted)
-        default = ({} if key is None else key.default) if dotted != "inputs.teacher" else _profile_default("teacher")
-        if default is REQUIRED:
-            missing.append(dotted)
-            continue
-        checked = _set(checked, dotted, default)
-    if missing:
-        raise RecipeError([f"{chain[0] if chain else path}: {', '.join(repr(m) for m in missing)} not set "
-                           "(sizes without a default): set them or extend a recipe that does (e.g. extends: demo.yaml)"])
+    # Every key of every section, set or defaulted, is part of the resolved recipe: what ran does not depend on
+    # defaults that may change later, and the stored recipe shows every setting behind a result.
+    checked = _with_defaults(checked, schema.sections)
     checked.pop("name", None)
     files = tuple(_display(p) for p in chain)
     return Recipe(name=name, files=files, overrides=overrides, data=_ordered(checked), schema=schema,
                   origins=origins, path=str(chain[0]) if chain else str(path))
 
 
-def _profile_default(pfield: str):
-    from assets.profiles import Profile
+def _with_defaults(data: dict, sections: dict) -> dict:
+    """`data` with every key of `sections` that it does not set, at its default (variants are left as given)."""
+    out = dict(data)
+    for name, node in sections.items():
+        if isinstance(node, Key):
+            if name not in out:
+                out[name] = _copy_default(node.default)
+            continue
+        current = out.get(name)
+        out[name] = _with_defaults(current if isinstance(current, dict) else {}, node)
+    return out
 
-    f = {x.name: x for x in dataclasses.fields(Profile)}[pfield]
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+def _copy_default(value):
+    return json.loads(json.dumps(value)) if isinstance(value, (list, dict)) else value
 
 
 def _ordered(data: dict) -> dict:
@@ -770,9 +719,7 @@ def describe_keys(schema: Schema | None = None) -> str:
             if isinstance(v, dict):
                 walk(v, f"{prefix}{k}.")
                 continue
-            default = "(required)" if v.default is REQUIRED else repr(v.default)
-            extra = f"  [profile: {v.profile}]" if v.profile else ""
-            lines.append(f"{prefix}{k}: {_type_name(v.type)} = {default}{extra}")
+            lines.append(f"{prefix}{k}: {_type_name(v.type)} = {v.default!r}")
 
     walk(schema.sections, "")
     return "\n".join(lines)

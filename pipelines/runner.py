@@ -287,17 +287,15 @@ def materialize(recipe, home: str, *, only: Iterable[str] | None = None, out: Ca
 
 
 # ---------------------------------------------------------------------------------------------- ablations
-# Recipe sections an op reads beyond its own (the profile's shared sizes: pretrain.seq_len & co. size DAPT,
-# pretrain.seq_len the token shards, sft.max_length and sft.lora_r DPO). Reading more than needed only costs sharing.
-EXTRA_SECTIONS = {"dapt_model": ("pretrain",), "token_shards": ("pretrain.seq_len",), "dpo_model": ("sft",),
-                  "open_model": ("inputs.base_model",), "crawl_shard": ("inputs.crawl",)}
+# What an op reads beyond its own section and run config (its inputs that are not run config).
+EXTRA_SECTIONS = {"open_model": ("inputs.base_model",), "crawl_shard": ("inputs.crawl",)}
 # Ops partitioned by crawl shard or seed batch (their done markers are per partition).
 PER_PARTITION_JOBS = ("shard_curation_job", "synthetic_job")
 
 
 def stage_keys(recipe, defs) -> dict[str, str]:
     """Op name -> its content key: a hash of the op's resolved settings (the recipe sections that configure it,
-    every profile size among them, its inputs, its teacher, its code version) and of its upstream ops' keys, so
+    its inputs, its teacher, its code version) and of its upstream ops' keys, so
     two variants get the same key for a stage exactly when that stage and everything above it are the same."""
     import hashlib
     import json

@@ -1,12 +1,12 @@
 """Choose a hyperparameter on the VALIDATION split, never on test.
 
-    python -m pipelines.tune --profile demo --stage dapt --field lr --values 5e-4,1.5e-3,3e-3
+    python -m pipelines.tune --recipe demo --stage dapt --field lr --values 5e-4,1.5e-3,3e-3
 
 Rematerializes `<stage>_model` once per value (everything upstream must already exist, e.g. after
 `make demo`) and scores it with `<stage>_model_scores` on the validation split; prints each value's
 validation MCQ accuracy with its 95% bootstrap interval and its perplexity relative to the stage's
 input model on the validation half of each forgetting probe (the held-out general pages; real
-English shipped with Python where the profile scores it), then chooses the
+English shipped with Python where the recipe scores it, `eval.reference_text`), then chooses the
 value with the best validation accuracy among those whose perplexity rises by at most
 `--max-ppl-rise` on every probe (forgetting guard; default 10%). If every value breaks the guard, the one that
 forgets least is chosen, and the output says so. Run it on a copy of the storage root: it
@@ -34,9 +34,13 @@ def choose(per_value: dict[str, float], ppl_ratio: dict[str, float | None], max_
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default=None)
+    ap.add_argument("--recipe", "--profile", dest="recipe", default=None,
+                    help="the recipe (a file or a shipped recipe's name) whose settings every run takes; default "
+                         "$MODELWORKS_RECIPE or demo")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a recipe override, as for `modelworks run` (e.g. --set dapt.kl_weight=0.5)")
     ap.add_argument("--stage", default="dapt", choices=["base", "dapt", "sft", "dpo"])
-    ap.add_argument("--field", default="lr", help="a field of the stage asset's config (dapt: lr, max_steps, ...)")
+    ap.add_argument("--field", default="lr", help="a field of the stage's recipe section (dapt: lr, max_steps, ...)")
     ap.add_argument("--values", required=True, help="comma-separated values")
     ap.add_argument("--metric", default="acc")
     ap.add_argument("--max-ppl-rise", type=float, default=0.10,
@@ -44,21 +48,24 @@ def main(argv: list[str] | None = None) -> int:
                          "probe (validation halves: held-out general pages, real English where scored); "
                          "negative: no guard")
     args = ap.parse_args(argv)
-    if args.profile:
-        os.environ["MODELWORKS_PROFILE"] = args.profile
-
     import dagster as dg
 
     from assets.storage import ModelworksStorage, modelworks_home
     from evaluation.stats import bootstrap_ci, paired_bootstrap
-    from pipelines.definitions import build_definitions
+    from pipelines.definitions import build_definitions, load_location_recipe
+    from pipelines.recipe import load_recipe
 
-    defs = build_definitions(args.profile)
+    recipe = load_recipe(args.recipe or os.environ.get("MODELWORKS_RECIPE") or "demo", args.overrides)
+    defs = build_definitions(recipe=load_location_recipe(recipe))
     instance = dg.DagsterInstance.get()
     storage = ModelworksStorage(root=modelworks_home())
     job = defs.resolve_implicit_global_asset_job_def()
 
-    def validation_scores(stage: str, run_config: dict) -> dict:
+    def validation_scores(stage: str, changes: dict) -> dict:
+        # The recipe's settings for these ops, with the tuned field and the validation split on top.
+        run_config = recipe.run_config(changes["ops"])
+        for op, change in changes["ops"].items():
+            run_config.setdefault("ops", {}).setdefault(op, {"config": {}})["config"].update(change["config"])
         result = job.execute_in_process(
             instance=instance, run_config=run_config, tags={"modelworks/source": "tune"},
             asset_selection=[dg.AssetKey(k) for k in run_config["ops"]])

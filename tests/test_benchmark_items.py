@@ -182,15 +182,14 @@ def after_the_benchmarks() -> None:
 
 def _materialize(tmp_path, bench_config: dict, source_dir: Path):
     from assets.benchmarks import benchmark_suite, blind_baselines_at_chance
-    from assets.profiles import ProfileResource, profile_named
     from assets.seed import seed_corpus
     from assets.storage import ModelworksStorage
     from assets.teacher import TeacherResource
 
     storage = ModelworksStorage(root=str(tmp_path / "home"))
-    resources = {"storage": storage, "profile": ProfileResource.of(profile_named("tiny")),
-                 "teacher": TeacherResource(backend="rules")}
-    run_config = {"ops": {"seed_corpus": {"config": {"source_dir": str(source_dir), "heldout_fraction": 0.5}},
+    resources = {"storage": storage, "teacher": TeacherResource(backend="rules")}
+    run_config = {"ops": {"seed_corpus": {"config": {"source_dir": str(source_dir), "heldout_fraction": 0.5,
+                                                     "max_chunk_words": 300}},
                           "benchmark_suite": {"config": bench_config}}}
     result = dg.materialize([seed_corpus, benchmark_suite, blind_baselines_at_chance, after_the_benchmarks],
                             resources=resources, run_config=run_config, raise_on_error=False)

@@ -25,12 +25,15 @@ def test_definitions_have_lineage_from_crawl_shards_to_the_report():
     assert {"ingest", "curation", "dedup", "domain", "synthetic", "benchmarks", "training", "evaluation"} <= groups
 
 
-def test_the_profile_is_chosen_where_the_definitions_are_built():
+def test_the_recipe_is_chosen_where_the_definitions_are_built():
     from pipelines.definitions import build_definitions
 
-    tiny = build_definitions("tiny", home="/tmp/mw-a").resources["profile"]
-    demo = build_definitions("demo", home="/tmp/mw-b").resources["profile"]
-    assert tiny.p.base_steps < demo.p.base_steps and tiny.name == "tiny"
+    tiny = build_definitions("tiny", home="/tmp/mw-a").resolve_job_def("corpus_to_model_job")
+    demo = build_definitions("demo", home="/tmp/mw-b").resolve_job_def("corpus_to_model_job")
+    assert tiny.tags["modelworks/recipe"] == "tiny" and demo.tags["modelworks/recipe"] == "demo"
+    from pipelines.recipe import load_recipe
+
+    assert load_recipe("tiny").data["pretrain"]["max_steps"] < load_recipe("demo").data["pretrain"]["max_steps"]
 
 
 def test_sensor_adds_new_landing_shards_as_partitions(demo_root, tmp_path):

@@ -61,7 +61,6 @@ def test_materializations_persist_in_postgres(postgres, tmp_path, demo_root):
     import dagster as dg
 
     from assets import seed
-    from assets.profiles import ProfileResource, profile_named
     from assets.storage import ModelworksStorage
 
     home = tmp_path / "dagster_home"
@@ -80,8 +79,9 @@ storage:
     root, _ = demo_root
     instance = dg.DagsterInstance.from_config(str(home))
     result = dg.materialize([seed.seed_corpus, seed.seed_split_is_by_document],
-                            instance=instance, resources={"storage": ModelworksStorage(root=str(root)),
-                                                         "profile": ProfileResource.of(profile_named("tiny"))})
+                            instance=instance, resources={"storage": ModelworksStorage(root=str(root))},
+                            run_config={"ops": {"seed_corpus": {"config": {"source_dir": str(root / "demo" / "seed"),
+                                                                           "max_chunk_words": 300}}}})
     assert result.success
     instance.dispose()
 

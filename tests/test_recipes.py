@@ -1,6 +1,7 @@
-"""Recipes and the `modelworks` command: a recipe file resolves to exactly the profile path's settings, `--set` and
-`extends` work, a misspelt key or a wrong type stops everything with one line, and `modelworks run` takes a user's
-crawl where it lies to the report."""
+"""Recipes and the `modelworks` command: every setting has one home (the library dataclass), a recipe file gives
+the same run config as the Python path, `--set` and `extends` work, a misspelt key or a wrong type stops everything
+with one line, and `modelworks run` takes a user's crawl where it lies to the report."""
+import ast
 import dataclasses
 import json
 import os
@@ -11,7 +12,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.profiles import PROFILES
 from pipelines.recipe import RecipeError, load_recipe, stage_schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,21 +26,101 @@ def _error(path, overrides=(), **kw) -> str:
     return str(err.value)
 
 
-# ---------------------------------------------------------------------------------------------- the same settings
-@pytest.mark.parametrize("name", SHIPPED)
-def test_each_shipped_recipe_is_its_profile(name):
-    recipe = load_recipe(RECIPES / f"{name}.yaml")
-    assert recipe.profile == PROFILES[name]
-    assert recipe.name == name and recipe.run_config() == {}  # every size is the profile's: same runs
+# ---------------------------------------------------------------------------------------------- one home per setting
+def _hand_written_configs() -> list[tuple[str, str, list[str]]]:
+    """(file, class, fields with a default) of every Config / ConfigurableResource class written out in assets/."""
+    out = []
+    for path in sorted((REPO / "assets").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(b, ast.Attribute) and b.attr in ("Config", "ConfigurableResource") for b in node.bases):
+                fields = [st.target.id for st in node.body if isinstance(st, ast.AnnAssign)
+                          and isinstance(st.target, ast.Name) and st.value is not None]
+                out.append((path.name, node.name, fields))
+    return out
 
 
-def test_tiny_recipe_builds_the_definitions_the_profile_path_builds():
+def test_no_setting_has_a_default_in_two_places():
+    """A stage's settings and defaults live in its library's dataclass; the assets' Configs are derived from it."""
+    from assets.configs import DERIVED, setting_fields
+    from pipelines.definitions import all_assets
+    from pipelines.recipe import INPUT_FIELDS
+
+    # 1. No Config in assets/ is written by hand, except inputs (the recipe's `inputs:`) and the storage location.
+    inputs = {field for _, field in INPUT_FIELDS}
+    hand = {(f, c): fields for f, c, fields in _hand_written_configs()}
+    assert {k: v for k, v in hand.items() if set(v) - inputs and k != ("storage.py", "ModelworksStorage")} == {}
+    # 2. Every configurable asset takes a derived Config (or an inputs-only one).
+    import typing
+
+    for a in all_assets:
+        fn = getattr(a.node_def.compute_fn, "decorated_fn", None)
+        cls = typing.get_type_hints(fn).get("config") if fn else None
+        if cls is not None:
+            assert cls.__name__ in DERIVED or set(cls.model_fields) <= inputs, a.node_def.name
+    # 3. A derived field's default is its library's, and an asset-only field shadows no library setting.
+    library_fields = {name for _, classes, _ in DERIVED.values() for c in classes for name in setting_fields(c)}
+    for name, (cls, classes, extra) in DERIVED.items():
+        for c in classes:
+            for fname, f in setting_fields(c).items():
+                if fname in cls.model_fields:
+                    want = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                    got = cls.model_fields[fname].get_default(call_default_factory=True)
+                    assert got == (list(want) if isinstance(want, tuple) else want), (name, fname)
+        assert not set(extra) & library_fields, (name, set(extra) & library_fields)
+    # The ones the issue found twice: one value each now.
+    from training.config import SFTRunConfig
+    from assets.training import SFTAssetConfig
+    from assets.synthetic import SyntheticDataConfig
+    from curation.synthetic.chain import ChainConfig
+    from curation.synthetic.teacher import TeacherConfig
+    from assets.teacher import TeacherResource
+
+    assert SFTAssetConfig().per_device_train_batch_size == SFTRunConfig().per_device_train_batch_size
+    assert SyntheticDataConfig().topics_per_chunk == ChainConfig().topics_per_chunk
+    assert TeacherResource().model_path == TeacherConfig().model_path
+
+
+def test_a_default_written_twice_is_caught():
+    """The two guards above fail on a second home: an asset-only field named like a library setting, and a
+    Config written out by hand in assets/."""
+    from assets.configs import derived_config
+    from training.config import SFTRunConfig
+
+    with pytest.raises(TypeError, match="their default lives there"):
+        derived_config("Twice", SFTRunConfig, extra={"per_device_train_batch_size": (int, 16)})
+    src = "import dagster as dg\nclass SFTAssetConfig(dg.Config):\n    per_device_train_batch_size: int = 16\n"
+    tree = ast.parse(src)
+    cls = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef))
+    assert [st.target.id for st in cls.body if isinstance(st, ast.AnnAssign) and st.value is not None] == \
+        ["per_device_train_batch_size"]
+
+
+def test_the_shipped_recipes_load_with_every_setting_resolved():
+    from training.config import PretrainConfig
+
+    for name in SHIPPED:
+        recipe = load_recipe(RECIPES / f"{name}.yaml")
+        assert recipe.name == name
+        # every key of every section is in the resolved recipe, set or defaulted
+        assert recipe.data["dapt"]["min_lr_ratio"] == PretrainConfig().min_lr_ratio
+        assert set(recipe.data["dapt"]) == set(stage_schema().sections["dapt"])
+    demo, smollm = load_recipe("demo"), load_recipe("smollm")
+    assert (demo.data["dapt"]["seq_len"], demo.data["tokens"]["seq_len"], demo.data["dapt"]["schedule"]) == \
+        (256, 256, "wsd")
+    assert (smollm.data["dapt"]["lora_r"], smollm.data["sft"]["lora_r"], smollm.data["dpo"]["lora_r"]) == (16, 16, 16)
+    assert smollm.data["inputs"]["base_model"] == "smollm2" and smollm.data["eval"]["reference_text"] is True
+
+
+def test_a_recipe_name_and_its_file_build_the_same_definitions():
     from pipelines.definitions import build_definitions
 
-    by_recipe = build_definitions(recipe=RECIPES / "tiny.yaml", home="/tmp/mw-r")
-    by_profile = build_definitions("tiny", home="/tmp/mw-r")
-    for name in ("profile", "teacher", "storage"):
-        assert by_recipe.resources[name] == by_profile.resources[name], name
+    by_file = build_definitions(recipe=RECIPES / "tiny.yaml", home="/tmp/mw-r")
+    by_name = build_definitions("tiny", home="/tmp/mw-r")
+    for name in ("teacher", "storage"):
+        assert by_file.resources[name] == by_name.resources[name], name
+    a, b = by_file.resolve_job_def("corpus_to_model_job"), by_name.resolve_job_def("corpus_to_model_job")
+    assert a.tags == b.tags and a.tags["modelworks/recipe"] == "tiny"
 
 
 def test_tiny_recipe_with_inputs_gives_the_run_config_the_bring_your_own_test_builds(tmp_path):
@@ -52,19 +132,18 @@ def test_tiny_recipe_with_inputs_gives_the_run_config_the_bring_your_own_test_bu
         f"inputs.seed_docs={FIXTURES / 'seed_docs'}", "seed.heldout_fraction=0",
         f"inputs.benchmarks={FIXTURES / 'user_bench' / 'jsonl'}",
         f"inputs.lm_eval_tasks=[{tasks}, plant_yesno]", "benchmarks.val_fraction=0.3"])
-    # tests/test_bring_your_own.py, by hand:
-    seed = {"ops": {"seed_corpus": {"config": {"source_dir": str(FIXTURES / "seed_docs"), "heldout_fraction": 0.0}}}}
-    bench = {"ops": {"benchmark_suite": {"config": {
-        "benchmark_sources": [str(FIXTURES / "user_bench" / "jsonl")],
-        "lm_eval_task_dirs": [str(tasks)], "lm_eval_tasks": ["plant_yesno"], "val_fraction": 0.3}}}}
-    assert recipe.run_config(job_ops("seed_job")) == seed
-    assert recipe.run_config(job_ops("corpus_to_model_job")) == bench
-    assert recipe.run_config(job_ops("shard_curation_job")) == {}
-    assert recipe.profile == dataclasses.replace(PROFILES["tiny"])
+    # tests/test_bring_your_own.py, by hand (the recipe's run config also holds every other setting, resolved):
+    seed = {"source_dir": str(FIXTURES / "seed_docs"), "heldout_fraction": 0.0}
+    bench = {"benchmark_sources": [str(FIXTURES / "user_bench" / "jsonl")], "lm_eval_task_dirs": [str(tasks)],
+             "lm_eval_tasks": ["plant_yesno"], "val_fraction": 0.3}
+    seed_ops = recipe.run_config(job_ops("seed_job"))["ops"]
+    assert set(seed_ops) == {"seed_corpus"} and seed.items() <= seed_ops["seed_corpus"]["config"].items()
+    bench_cfg = recipe.run_config(job_ops("corpus_to_model_job"))["ops"]["benchmark_suite"]["config"]
+    assert bench.items() <= bench_cfg.items()
+    assert set(recipe.run_config(job_ops("shard_curation_job"))["ops"]) == {"curated_pages", "minhash_signatures"}
 
 
 def test_the_keys_come_from_the_code():
-    from assets.profiles import Profile
     from assets.teacher import TeacherResource
     from assets.training import DaptAssetConfig
     from pipelines.definitions import all_assets
@@ -78,12 +157,8 @@ def test_the_keys_come_from_the_code():
     configurable = {a.node_def.name for a in all_assets
                     if "config" in getattr(a.node_def.compute_fn, "decorated_fn", lambda: 0).__code__.co_varnames}
     assert configurable <= covered
-    # every profile size has exactly one recipe key, and it is a key of the schema
-    homes = schema.profile_homes
-    assert set(homes) == {f.name for f in dataclasses.fields(Profile)} - {"name"}
-    assert len(set(homes.values())) == len(homes)
-    for field, dotted in homes.items():
-        assert dotted == "inputs.teacher" or schema.key(dotted).profile == field, dotted
+    # the asset checks' settings are recipe keys too
+    assert set(schema.sections["checks"]["blind_baselines_at_chance"]) == {"tolerance", "split"}
     # the stage settings an input sets are not keys of their section (one home per setting)
     assert "source_dir" not in schema.sections["seed"] and "benchmark_sources" not in schema.sections["benchmarks"]
     assert all(op in covered for op, _ in INPUT_FIELDS)
@@ -93,13 +168,14 @@ def test_the_keys_come_from_the_code():
 def test_set_overrides_apply():
     recipe = load_recipe(RECIPES / "tiny.yaml", ["dapt.lr=2e-3", "dapt.seq_len=64", "curation.languages=[en, de]",
                                                  "inputs.teacher.max_concurrency=4", "eval.limit=null"])
-    p = recipe.profile
-    assert p.dapt_lr == 0.002 and isinstance(p.dapt_lr, float)  # YAML 1.2 floats: 2e-3 is a number
-    assert p.seq_len == 128  # dapt.seq_len is DAPT's own, not the shared profile size
-    assert p.eval_limit is None and p.teacher == {"backend": "rules", "max_concurrency": 4}
+    d = recipe.data
+    assert d["dapt"]["lr"] == 0.002 and isinstance(d["dapt"]["lr"], float)  # YAML 1.2 floats: 2e-3 is a number
+    assert d["pretrain"]["seq_len"] == 128 and d["tokens"]["seq_len"] == 128  # dapt.seq_len is DAPT's own
+    assert d["eval"]["limit"] is None
+    assert recipe.teacher["backend"] == "rules" and recipe.teacher["max_concurrency"] == 4
     ops = recipe.run_config()["ops"]
-    assert ops["dapt_model"]["config"] == {"seq_len": 64}
-    assert ops["curated_pages"]["config"] == {"languages": ["en", "de"]}
+    assert ops["dapt_model"]["config"]["seq_len"] == 64 and ops["base_model"]["config"]["seq_len"] == 128
+    assert ops["curated_pages"]["config"]["languages"] == ["en", "de"]
     assert recipe.digest != load_recipe(RECIPES / "tiny.yaml").digest
     assert "modelworks/recipe_yaml" in recipe.tags() and recipe.tags()["modelworks/recipe"] == "tiny"
 
@@ -137,24 +213,28 @@ def test_extends_follows_files_relative_to_each_other(tmp_path):
     (tmp_path / "top.yaml").write_text("extends: base/mid.yaml\ndapt:\n  lr: 5.0e-4\n")
     recipe = load_recipe(tmp_path / "top.yaml")
     assert recipe.name == "top" and len(recipe.files) == 4  # top <- mid <- tiny <- demo
-    p = recipe.profile
-    assert (p.dapt_steps, p.dapt_lr, p.base_steps) == (7, 5e-4, PROFILES["tiny"].base_steps)
+    d = recipe.data
+    assert (d["dapt"]["max_steps"], d["dapt"]["lr"], d["pretrain"]["max_steps"]) == \
+        (7, 5e-4, load_recipe("tiny").data["pretrain"]["max_steps"])
     # a path is relative to the file that names it
     assert recipe.data["inputs"]["seed_docs"] == str(tmp_path / "base" / "manuals")
     (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
     assert "loops back" in _error(tmp_path / "a.yaml")
+    # a recipe that extends nothing takes every other setting from the libraries' defaults
+    from training.config import PretrainConfig
+
     (tmp_path / "bare.yaml").write_text("dapt:\n  lr: 1.0e-3\n")
-    msg = _error(tmp_path / "bare.yaml")
-    assert "'pretrain.max_steps'" in msg and "not set" in msg
+    bare = load_recipe(tmp_path / "bare.yaml")
+    assert bare.data["dapt"]["lr"] == 1e-3 and bare.data["pretrain"]["max_steps"] == PretrainConfig().max_steps
 
 
 def test_the_resolved_recipe_loads_back_to_the_same_settings(tmp_path):
     recipe = load_recipe(RECIPES / "smollm.yaml", ["dapt.lr=1e-3", f"inputs.crawl={tmp_path}"])
     (tmp_path / "resolved.yaml").write_text(recipe.to_yaml())
     again = load_recipe(tmp_path / "resolved.yaml")
-    assert (again.name, again.digest, again.profile, again.crawl) == (recipe.name, recipe.digest, recipe.profile,
-                                                                      [str(tmp_path)])
+    assert (again.name, again.digest, again.data, again.crawl) == (recipe.name, recipe.digest, recipe.data,
+                                                                   [str(tmp_path)])
 
 
 def test_variants_are_validated(tmp_path):

@@ -243,16 +243,16 @@ def test_a_failed_blocking_check_keeps_its_batch_out_of_every_later_read(tmp_pat
     from assets import seed as seed_assets
     from assets import synthetic as synthetic_assets
     from assets.partitions import SEED_BATCHES
-    from assets.profiles import ProfileResource, profile_named
     from assets.storage import ModelworksStorage
     from assets.synthetic import read_audit, read_synthetic
     from assets.teacher import TeacherResource
     from curation.seed import seed_batch
 
     storage = ModelworksStorage(root=str(tmp_path / "home"))
-    resources = {"storage": storage, "teacher": TeacherResource(), "profile": ProfileResource.of(profile_named("tiny"))}
+    resources = {"storage": storage, "teacher": TeacherResource()}
     instance = dg.DagsterInstance.ephemeral()
-    seed = {"ops": {"seed_corpus": {"config": {"source_dir": str(PRINTER), "heldout_fraction": 0.0}}}}
+    seed = {"ops": {"seed_corpus": {"config": {"source_dir": str(PRINTER), "heldout_fraction": 0.0,
+                                               "max_chunk_words": 300}}}}
     assert dg.materialize([seed_assets.seed_corpus], instance=instance, resources=resources, run_config=seed).success
     docs, _ = read_seed_documents(PRINTER)
     batch_of = {d.source: SEED_BATCHES[seed_batch(d.id, len(SEED_BATCHES))] for d in docs}
@@ -262,7 +262,8 @@ def test_a_failed_blocking_check_keeps_its_batch_out_of_every_later_read(tmp_pat
     def synthetic():  # what synthetic_job runs for one batch: the sets and their checks
         return dg.materialize([synthetic_assets.synthetic_data, synthetic_assets.synthetic_answers_supported_by_chunk,
                                synthetic_assets.synthetic_batch_yielded_items], partition_key=batch,
-                              instance=instance, resources=resources, raise_on_error=False)
+                              instance=instance, resources=resources, raise_on_error=False,
+                              run_config={"ops": {"synthetic_data": {"config": {"topics_per_chunk": 1}}}})
 
     assert synthetic().success
     assert read_audit(storage, batch)["status"] == "passed"

@@ -199,7 +199,6 @@ def test_dapt_replay_mixes_general_samples_at_the_configured_ratio(corpus):
 def test_pretraining_assets_launch_torchrun_through_pipes_and_report_live(corpus, tmp_path):
     import dagster as dg
 
-    from assets.profiles import ProfileResource, profile_named
     from assets.storage import ModelworksStorage
     from assets.training import base_model, dapt_model
 
@@ -212,8 +211,7 @@ def test_pretraining_assets_launch_torchrun_through_pipes_and_report_live(corpus
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [base_model, dapt_model], instance=instance,
-        resources={"storage": storage, "pipes_subprocess_client": dg.PipesSubprocessClient(),
-                   "profile": ProfileResource.of(profile_named("tiny"))},
+        resources={"storage": storage, "pipes_subprocess_client": dg.PipesSubprocessClient()},
         run_config={"ops": {"base_model": {"config": {**train, "nproc_per_node": 2}},
                             "dapt_model": {"config": {**train, "nproc_per_node": 1, "replay_ratio": 0.25}}}})
     assert result.success
@@ -401,7 +399,6 @@ def test_base_model_asset_trains_on_two_local_nodes_through_pipes(corpus, tmp_pa
     """`nnodes: 2, local_nodes: true` runs two torchrun nodes on this host through training.launch and Pipes."""
     import dagster as dg
 
-    from assets.profiles import ProfileResource, profile_named
     from assets.storage import ModelworksStorage
     from assets.training import base_model
 
@@ -412,8 +409,7 @@ def test_base_model_asset_trains_on_two_local_nodes_through_pipes(corpus, tmp_pa
               "nnodes": 2, "nproc_per_node": 1, "local_nodes": True}
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize([base_model], instance=instance,
-                            resources={"storage": storage, "pipes_subprocess_client": dg.PipesSubprocessClient(),
-                                       "profile": ProfileResource.of(profile_named("tiny"))},
+                            resources={"storage": storage, "pipes_subprocess_client": dg.PipesSubprocessClient()},
                             run_config={"ops": {"base_model": {"config": config}}})
     assert result.success
     messages = [e.user_message for e in instance.all_logs(result.run_id)]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from training.config import LoraOptions  # noqa: F401  (re-exported: the LoRA fields of every run config)
+
 # Every linear projection of a Llama block (attention and SwiGLU MLP), as in the QLoRA paper (Dettmers et al.
 # 2023): adapting all of them matches full fine-tuning far better than attention-only LoRA at a similar cost.
 LLAMA_LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -74,23 +76,3 @@ def base_model_class(model: nn.Module) -> type:
 
 def trainable_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-@dataclass
-class LoraOptions:
-    """LoRA fields of a run config (pretraining, SFT, DPO): adapters when lora_r > 0, merged before saving.
-
-    lora_r = 0 is full fine-tuning.
-    """
-
-    lora_r: int = 0
-    lora_alpha: float = 32.0
-    lora_dropout: float = 0.0
-    lora_target_modules: list[str] | None = None  # None: every linear projection of the blocks
-
-    @property
-    def lora(self) -> LoraSettings:
-        settings = LoraSettings(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout)
-        if self.lora_target_modules:
-            settings.target_modules = list(self.lora_target_modules)
-        return settings

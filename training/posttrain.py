@@ -23,7 +23,8 @@ from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer  # noqa: E402
 from trl.chat_template_utils import has_generation_markers  # noqa: E402
 
-from training.lora import LoraOptions, merge_lora, peft_config, trainable_parameters  # noqa: E402
+from training.config import DPORunConfig, SFTRunConfig  # noqa: E402,F401  (re-exported)
+from training.lora import merge_lora, peft_config, trainable_parameters  # noqa: E402
 from training.pretrain import save_model_dir  # noqa: E402
 
 LogFn = Callable[[int, dict[str, float]], None]
@@ -39,50 +40,6 @@ _CHECKPOINTING_ARG = (
 # End-of-turn tokens of common chat formats (Modelworks' own, ChatML/SmolLM2, Llama 3, Gemma): generation must
 # stop at the end of the assistant's turn, which is not always the tokenizer's eos.
 END_OF_TURN_TOKENS = ("<|end|>", "<|im_end|>", "<|eot_id|>", "<end_of_turn>")
-
-
-@dataclass
-class SFTRunConfig(LoraOptions):
-    num_train_epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides num_train_epochs
-    learning_rate: float = 1e-4
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    max_length: int = 512  # tokens; longer chats are truncated at the end
-    # < 1: a fraction of the run's steps (transformers' convention). LoRA's B matrices start at zero and Adam's first
-    # steps move every entry by ~lr whatever the gradient, so without warmup a LoRA run at a high lr jumps out of its
-    # basin in its first steps (measured on the test's 64-wide model at lr 2e-2: loss 4.23 -> 6.02 at step 4, grad
-    # norm 2.7 -> 24.8, and only -0.09 nats after 16 steps; with 10% warmup -0.70 to -0.84 over three seeds).
-    # 0.1 is the post-training recipes' usual value (Zephyr, TRL's examples).
-    warmup_steps: float = 0.1
-    lr_scheduler_type: str = "cosine"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    # Loss only on assistant tokens (incl. their end-of-turn token): through the template's {% generation %}
-    # markers when it has them, else on the last assistant turn as a completion (see sft()).
-    assistant_only_loss: bool = True
-    logging_steps: int = 5
-    seed: int = 0
-    num_threads: int | None = None
-
-
-@dataclass
-class DPORunConfig(LoraOptions):
-    num_train_epochs: float = 1.0
-    max_steps: int = -1
-    learning_rate: float = 5e-6
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    max_length: int = 512  # prompt + completion tokens (the end of a longer completion is cut)
-    max_prompt_length: int | None = None  # tokens; a longer prompt keeps its end (where the question is)
-    beta: float = 0.1  # KL strength toward the reference (the SFT model), Rafailov et al. 2023
-    loss_type: str = "sigmoid"  # the original DPO loss
-    warmup_steps: float = 0.1  # < 1: a fraction of the steps; why, see SFTRunConfig
-    lr_scheduler_type: str = "cosine"
-    max_grad_norm: float = 1.0
-    logging_steps: int = 5
-    seed: int = 0
-    num_threads: int | None = None
 
 
 class _ForwardLogs(TrainerCallback):

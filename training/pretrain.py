@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, PreTrainedModel
 
 from training.checkpoint import Checkpointer
+from training.config import PretrainConfig  # noqa: F401  (re-exported)
 from training.data import GlobalBatchSampler
 from training.lora import (LoraOptions, apply_lora, base_model_class, is_lora_model, merge_lora,
                            trainable_parameters)
@@ -37,41 +38,6 @@ METRICS_FILE = "training_metrics.json"
 # (= 80 GFLOP/s) — an assumption, so CPU MFU is only comparable against itself.
 DEFAULT_PEAK_FLOPS_GPU = 312e12
 DEFAULT_PEAK_FLOPS_PER_CPU_THREAD = 80e9
-
-
-@dataclass
-class PretrainConfig(LoraOptions):  # LoRA only when continuing from init_model_dir
-    preset: str = "tiny"
-    seq_len: int | None = None  # None: the preset's context length
-    micro_batch_size: int = 8
-    grad_accum_steps: int = 1
-    max_steps: int = 100
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.1  # final lr = lr * min_lr_ratio
-    warmup_steps: int = 10
-    schedule: Literal["cosine", "wsd"] = "cosine"
-    wsd_decay_fraction: float = 0.2  # WSD: linear decay over the last 20% of steps
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 1.0
-    seed: int = 0
-    log_every: int = 10
-    num_threads: int | None = None  # torch intra-op threads; None leaves torch's default
-    peak_flops: float | None = None  # per device, for MFU; None: see DEFAULT_PEAK_FLOPS_*
-    # Global batch in tokens = micro_batch_size * seq_len * grad_accum_steps * world_size; when set,
-    # grad_accum_steps is derived from it so the global batch is the same on any number of ranks.
-    global_batch_tokens: int | None = None
-    parallelism: Literal["ddp", "fsdp"] = "ddp"  # how a multi-rank run is distributed (see parallelize.py)
-    backend: str | None = None  # process-group backend; None: nccl on GPU, gloo on CPU
-    compile: bool = False  # torch.compile each decoder layer
-    deterministic: bool = True  # torch.use_deterministic_algorithms during training (bitwise-resumable on CPU)
-    checkpoint_every: int = 0  # steps between checkpoints (when a checkpoint_dir is given); 0: only at the end
-    # DAPT only: on the replay (general) rows, add kl_weight * KL(start model || model) per token, a distillation
-    # term that keeps the model's general-text predictions near the pretrained model's (LwF, Li & Hoiem 2016;
-    # the KL anchor of continual-pretraining recipes). With LoRA the start model is the same network with its
-    # adapters switched off (no second copy); with full fine-tuning a frozen copy is kept.
-    kl_weight: float = 0.0
-    keep_checkpoints: int = 2  # the latest k valid checkpoints are kept
 
 
 @dataclass
@@ -224,7 +190,7 @@ def pretrain(
     tokenizer_dir: str | os.PathLike | None = None,
     init_model_dir: str | os.PathLike | None = None,
     replay_data_dir: str | os.PathLike | None = None,
-    replay_ratio: float = 0.0,
+    replay_ratio: float | None = None,
     log_fn: LogFn = print,
     checkpoint_dir: str | os.PathLike | None = None,
 ) -> PretrainResult:
@@ -237,6 +203,7 @@ def pretrain(
     `config.checkpoint_every` steps and a rerun resumes from the latest valid one.
     """
     c = config
+    replay_ratio = c.replay_ratio if replay_ratio is None else replay_ratio  # the config's, unless the call overrides
     if tokenizer_dir is None and init_model_dir is None:
         raise ValueError("pass tokenizer_dir (from scratch) or init_model_dir (continued pretraining)")
     if c.lora_r > 0 and init_model_dir is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from training.config import TokenizerSettings
 from training.packing import batched
 
 BOS_TOKEN = "<|bos|>"
@@ -39,7 +40,8 @@ CHAT_TEMPLATE = (
 
 
 def train_bpe_tokenizer(
-    texts: Iterable[str], vocab_size: int, out_dir: str | os.PathLike, min_frequency: int = 2
+    texts: Iterable[str], vocab_size: int, out_dir: str | os.PathLike,
+    min_frequency: int = TokenizerSettings.min_frequency,
 ) -> PreTrainedTokenizerFast:
     """Train byte-level BPE on `texts` and save it (tokenizer.json + config + chat template) to `out_dir`."""
     tokenizer = Tokenizer(models.BPE())

@@ -57,14 +57,14 @@ SUPPORT_REASONS = {"unsupported": "unsupported_by_chunk", "off_question": "answe
 
 @dataclass
 class ChainConfig:
-    kinds: tuple = KINDS
+    kinds: tuple[str, ...] = KINDS  # item kinds asked of every topic: mcq, qa, completion, summarization
     topics_per_chunk: int = 2
     questions_per_topic: int = 1
     answers_per_question: int = 3         # sampled per question; best/worst become a preference pair
     judge_threshold: float = 3.5          # mean rubric score (1-5) an SFT answer must reach
     # ... and the least each of these criteria must reach: a fluent, helpful-looking answer that the judge
     # finds ungrounded or wrong is not kept however high its mean (Nemotron-style per-attribute filtering)
-    judge_min_scores: tuple = (("grounded", 3), ("correct", 3))
+    judge_min_scores: dict[str, float] = field(default_factory=lambda: {"grounded": 3.0, "correct": 3.0})
     # a chunk whose topic list the teacher botched still gets questions, about its heading
     heading_topic_fallback: bool = True
     # answer sample 0 is greedy (small teachers are far more extractive without sampling), the rest sampled
@@ -393,7 +393,7 @@ def passes_judge(answer: dict, cfg: ChainConfig) -> bool:
     """The judged answer's mean reaches the threshold and each floored criterion its floor."""
     scores = answer.get("scores") or {}
     return answer["mean"] >= cfg.judge_threshold and all(
-        scores.get(name, 0) >= floor for name, floor in cfg.judge_min_scores if name in scores)
+        scores.get(name, 0) >= floor for name, floor in cfg.judge_min_scores.items() if name in scores)
 
 
 def _public(it: dict) -> dict:

@@ -39,7 +39,7 @@ class TeacherConfig:
     base_url: str = "http://127.0.0.1:8000/v1"  # openai backend
     model: str = ""                             # openai: the served model name (empty = the server's first model)
     api_key_env: str = ""                       # NAME of the env var holding the API key (empty = no key)
-    model_path: str = ""                        # transformers: HF dir, GGUF file, or "smollm2"
+    model_path: str = "smollm2"                 # transformers: HF dir, GGUF file, or "smollm2" (the embedded model)
     models_dir: str = ""                        # where a GGUF is converted once (default: <cache_dir>/models)
     max_concurrency: int = 8                    # openai: requests in flight
     timeout_s: float = 120.0                    # openai: per request
