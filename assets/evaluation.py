@@ -204,6 +204,7 @@ def stage_report(context: dg.AssetExecutionContext, storage: ModelworksStorage) 
                             + (f" (partition {c['partition']})" if c["partition"] else ""))
     suite_meta = _latest_metadata(context.instance, "benchmark_suite")
     with storage.reading(storage.benchmark_suite()) as suite_dir, storage.writing(storage.reports()) as out:
+        kept = storage.keep_ablation_outputs(out)  # an earlier ablation's comparison stays beside the report
         provenance = {"suite": {k: suite_meta[k] for k in SUITE_PROVENANCE_KEYS if k in suite_meta},
                       "benchmarks": suite_provenance(suite_dir)}
         report = build_stage_report(results, out, stages=list(results),
@@ -218,7 +219,7 @@ def stage_report(context: dg.AssetExecutionContext, storage: ModelworksStorage) 
         "upstream_checks_failed_or_warned": dg.MetadataValue.json(
             [{k: c[k] for k in ("asset", "check", "status", "partition")} for c in checks]),
         "benchmark_provenance": dg.MetadataValue.json(provenance),
-        "report_folder": dg.MetadataValue.path(storage.reports()),
+        "report_folder": dg.MetadataValue.path(storage.reports()), "ablation_files_kept": dg.MetadataValue.json(kept),
         "json_path": dg.MetadataValue.path(storage.report_json())})
 
 

@@ -89,6 +89,11 @@ class ModelworksStorage(dg.ConfigurableResource):
         """The marker the runner writes once a keyed stage (one partition of it) was materialized."""
         return self._loc("stages", op, key, "_done", f"{partition or '_all'}.json")
 
+    def current_stage(self, op: str, partition: str | None = None) -> str:
+        """What a plain run last materialized for a stage (partition) here: its content key and run id (the runner
+        skips the stage while both still hold)."""
+        return self._loc("stages", op, "_current", f"{partition or '_all'}.json")
+
     def with_stage_keys(self, stage_keys: dict[str, str]) -> "ModelworksStorage":
         """The same root seen with another variant's stage keys."""
         return ModelworksStorage(root=self.root, cache_dir=self.cache_dir, crawl=list(self.crawl),
@@ -105,6 +110,22 @@ class ModelworksStorage(dg.ConfigurableResource):
     def reuse_log(self) -> str:
         """One JSON line per stage (partition) an ablation variant reused or materialized."""
         return self._loc("reports", "reuse.jsonl")
+
+    def keep_ablation_outputs(self, new_reports: Path) -> list[str]:
+        """Copy an earlier ablation's files (comparison.*, variants.json, reuse.jsonl) into `new_reports`, the
+        folder a plain run's stage_report is about to put in place of reports/, so that they survive it. Nothing
+        when this view's report is written elsewhere (an ablation variant's own key). Returns the names kept."""
+        if self.reports() != self._loc("reports"):
+            return []
+        kept = []
+        new_reports.mkdir(parents=True, exist_ok=True)
+        for loc in (self.variants_manifest(), self.reuse_log(),
+                    *(self.comparison(s) for s in ("json", "md", "html", "png"))):
+            if self.exists(loc):
+                with self.reading(loc) as path:
+                    shutil.copy2(path, new_reports / Path(path).name)
+                kept.append(Path(path).name)
+        return kept
 
     def landing(self) -> str:
         return self._loc("landing")

@@ -174,7 +174,8 @@ def stage_schema(assets_defs=None) -> Schema:
     sections["inputs"] = {
         "crawl": Key(list[str], [], "A folder, glob or list of WARC/ARC/JSONL/Parquet files, local or fsspec; read "
                                     "where they are. Empty: the storage root's landing folder.", path="paths"),
-        "seed_docs": Key(str, "", "A folder of seed documents. Empty: the demo world's manuals.", path="path"),
+        "seed_docs": Key(str, "", "A folder of seed documents (Markdown, text, HTML, PDF); required for the seed stage "
+                                 "(`modelworks demo` sets it to the demo world's manuals).", path="path"),
         "benchmarks": Key(list[str], [], "Benchmark JSONL files or folders.", path="paths"),
         "lm_eval_tasks": Key(list[str], [], "lm-eval task names, or folders of lm-eval task YAML.", path="tasks"),
         "base_model": Key(str, "scratch", "scratch, smollm2, a GGUF file or a Hugging Face directory.", path="model"),

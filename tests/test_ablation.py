@@ -112,3 +112,26 @@ def test_ablation_materializes_shared_partitions_once_and_compares_variants(tmp_
     assert base["diff"] == 0
     for suffix in ("md", "html", "png"):
         assert (home / "reports" / f"comparison.{suffix}").exists()
+
+
+def test_a_plain_run_after_an_ablation_keeps_the_comparison(tmp_path):
+    """stage_report replaces reports/ as a whole; the ablation's files there are carried over, not deleted."""
+    from assets.storage import ModelworksStorage
+
+    storage = ModelworksStorage(root=str(tmp_path))
+    storage.write_text('{"variants": ["a", "b"]}', storage.comparison("json"))
+    storage.write_text("| a | b |", storage.comparison("md"))
+    storage.write_text("old", storage.report_json())
+    with storage.writing(storage.reports()) as out:
+        kept = storage.keep_ablation_outputs(out)
+        (out / "report.json").write_text("new")
+    assert sorted(kept) == ["comparison.json", "comparison.md"]
+    assert (tmp_path / "reports" / "comparison.json").read_text() == '{"variants": ["a", "b"]}'
+    assert (tmp_path / "reports" / "report.json").read_text() == "new"
+    # an ablation variant's own report (under its stage key) leaves the shared files where they are
+    variant = storage.with_stage_keys({"stage_report": "abc123"})
+    with variant.writing(variant.reports()) as out:
+        assert variant.keep_ablation_outputs(out) == []
+        out.mkdir()
+        (out / "report.json").write_text("variant")
+    assert (tmp_path / "reports" / "comparison.md").exists()

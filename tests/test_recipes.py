@@ -350,6 +350,21 @@ def test_modelworks_run_takes_a_users_crawl_where_it_lies_to_the_report(demo_roo
     again = _cli(["run", "recipes/tiny.yaml", *inputs, "--only", "stage_report"], env)
     assert again.returncode == 0, again.stdout[-3000:]
     assert len(instance.get_runs()) == len(runs) + 1
+    # a rerun is incremental: nothing is up to date to redo, so nothing runs
+    rerun = _cli(["run", "recipes/tiny.yaml", *inputs], env)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert len(instance.get_runs()) == len(runs) + 1 and "up to date" in rerun.stdout
+    # a --set override reruns exactly the stages below it: an evaluation setting, only the scores and the report
+    before_change = {r.run_id for r in instance.get_runs()}
+    changed = _cli(["run", "recipes/tiny.yaml", *inputs, "--set", "eval.limit=4"], env)
+    assert changed.returncode == 0, changed.stdout[-3000:]
+    new_runs = [r for r in instance.get_runs() if r.run_id not in before_change]
+    assert len(new_runs) == 1
+    records = instance.get_records_for_run(new_runs[0].run_id,
+                                           of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    materialized = {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in records}
+    assert materialized == {"base_model_scores", "dapt_model_scores", "sft_model_scores", "dpo_model_scores",
+                            "stage_report"}
     # a failing step: its stack trace once, on the terminal; the exit code says so
     empty = tmp_path / "no-documents"
     empty.mkdir()

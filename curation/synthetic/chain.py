@@ -78,6 +78,10 @@ class ChainConfig:
     support_check: bool = True
     min_support: float = 0.75
     prompt_version: str = "v1"
+    # qa answers in the form and length of extractive QA references: a few words ("Worn spindle bearings."), not
+    # one or two sentences (the answer prompt's `qa_short` format). What a model trained on them says is what an
+    # F1-scored QA benchmark with short references counts; sentences dilute F1 even when they are right.
+    short_answers: bool = False
     prompts_dir: str = ""                 # empty = the packaged prompts (curation/synthetic/prompts)
     seed: int = 0
     temperature: float = 0.7              # questions and answers
@@ -285,6 +289,11 @@ class _Run:
                              item_id=it["id"], duplicate_of=first)
         return kept
 
+    def _answer_format(self, kind: str) -> str:
+        if kind == "qa" and self.cfg.short_answers and self.prompts.answer_format.get("qa_short"):
+            return self.prompts.answer_format["qa_short"]
+        return self.prompts.answer_format[kind]
+
     def answers(self, items: list[dict], n: int, greedy: bool = False) -> None:
         jobs = [(it, s) for it in items for s in range(n)]
         if self.answerer is not None:  # on-policy: the model answers the question as a user would ask it
@@ -292,7 +301,7 @@ class _Run:
         else:
             teacher = self.teacher
             msgs = [self.prompts.messages("answer", heading=it["chunk"].heading, passage=it["chunk"].text,
-                                          question=it["user"], answer_format=self.prompts.answer_format[it["kind"]])
+                                          question=it["user"], answer_format=self._answer_format(it["kind"]))
                     for it, _ in jobs]
         greedy_sample = lambda s: greedy or (self.cfg.greedy_first_answer and s == 0)  # noqa: E731
         samplings = [Sampling(0.0, self.cfg.top_p, self.cfg.max_tokens, self.cfg.seed) if greedy_sample(s)

@@ -275,7 +275,8 @@ class RulesTeacher(Teacher):
             q, _, a = after.partition("\n\nAnswer: ")
             return self._judge(secs, q.strip().removeprefix("Question: ").strip(), a.strip(), passage)
         if "answer" in task:
-            return self._answer(secs, after.strip().removeprefix("Question: ").strip(), passage, variant)
+            short = "in a few words" in prompt[task_m.end():].lower()  # the qa_short answer format
+            return self._answer(secs, after.strip().removeprefix("Question: ").strip(), passage, variant, short)
         return "I do not know this task."
 
     def _topics(self, secs: list[_Section], n: int, section: str) -> list[str]:
@@ -391,7 +392,7 @@ class RulesTeacher(Teacher):
         wrong = sorted(set(w for w in wrong if w != ending), key=lambda v: _h(topic, v))[:3]
         return "\n".join([f"Context: {context}", f"Ending: {ending}"] + [f"Wrong ending: {w}" for w in wrong])
 
-    def _answer(self, secs: list[_Section], question: str, passage: str, variant: int) -> str:
+    def _answer(self, secs: list[_Section], question: str, passage: str, variant: int, short: bool = False) -> str:
         options = dict(_OPTION.findall(question))
         if options:  # multiple choice: the option best contained in the passage
             ranked = sorted(options, key=lambda k: (-_containment(options[k], passage, 1), k))
@@ -433,12 +434,14 @@ class RulesTeacher(Teacher):
         want = "cause" if "cause" in asked.lower() else "fix" if "fix" in asked.lower() else ""
         fact = next((f for f in sec.facts if want and any(k in f[0].lower() for k in label_words[want])), None)
         if fact:
+            if short:  # the value itself, as an extractive QA reference would give it
+                return f"{_cap(fact[1])}."
             support = next((s for s in sec.narrative if _overlap(fact[1], s) >= 0.5), "")
             return f"The {fact[0].lower()} is {fact[1]}. {support}".strip()
         term = re.match(r"^What is (?:meant by )?(.+?)(?: in .+)?\?$", asked)
         d = next((d for s in ([sec] + secs) for d in s.defs if term and d[0].lower() == term.group(1).lower()), None)
         if d and variant == 0:
-            return f"{d[0]}: {d[1]}."
+            return f"{_cap(d[1])}." if short else f"{d[0]}: {d[1]}."
         subject = m.group(1).lower() if (m := re.match(r"^What (?:is|are) (.+?)\?$", asked)) else None
         ranked = sorted(sec.narrative or sec.sentences,
                         key=lambda s: (not (subject and s.lower().startswith(subject)), -_overlap(asked, s)))
@@ -452,7 +455,7 @@ class RulesTeacher(Teacher):
             no = negated(best) if variant == 0 else not negated(best)  # variant 1: the wrong polarity
             body = _lc(best)
             return f"{'No' if no else 'Yes'}, {body}"
-        return " ".join(ranked[:2])
+        return ranked[0] if short else " ".join(ranked[:2])
 
     def _judge(self, secs, question: str, answer: str, passage: str) -> str:
         options = dict(_OPTION.findall(question))
