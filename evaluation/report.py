@@ -472,6 +472,7 @@ def format_stage_table(report: dict, max_lines: int = 3) -> str:
         lines.append("▲ helped  ▼ hurt  = no significant change  ? too few to tell (fewer than "
                      f"{min_units} independent units)" + ("; † thin interval" if any("†" in c for r in body for c in r)
                                                           else ""))
+        lines += [line for line in plain_findings(report) if "no measurable change" in line]
     for m in metrics:
         base = [(n, report["rows"][m["key"]][n]) for n in report.get("baselines", []) if n in report["rows"][m["key"]]]
         if base:
@@ -503,6 +504,28 @@ def _verdict_matrix_md(report: dict) -> list[str]:
     return lines
 
 
+def plain_findings(report: dict) -> list[str]:
+    """One sentence per comparison, what the verdict matrix says in words: where the later stage helped, where it
+    hurt, and plainly when it changed nothing measurable on any task."""
+    out = []
+    metrics = primary_metrics(report["metrics"])
+    for pair in _pairs(report):
+        by: dict[str, list[str]] = {}
+        for m in metrics:
+            c = _comparison(report, m["key"], pair)
+            if c:
+                by.setdefault(c["verdict"], []).append(f"{m['label']} {_diff_cell(c)}")
+        name = f"{pair[0]} → {pair[1]}"
+        if not by.get("helped") and not by.get("hurt"):
+            few = " (some tasks had too few independent units to tell)" if by.get("too few to tell") else ""
+            out.append(f"{name}: no measurable change on any task: every paired 95% CI includes 0{few}.")
+            continue
+        parts = [f"helped on {'; '.join(by['helped'])}" if by.get("helped") else "helped on nothing",
+                 f"hurt on {'; '.join(by['hurt'])}" if by.get("hurt") else "hurt nothing"]
+        out.append(f"{name}: {', '.join(parts)}; no significant change on the rest.")
+    return out
+
+
 def format_markdown(report: dict) -> str:
     header, rows = table_rows(report)
     metrics = primary_metrics(report["metrics"])
@@ -514,6 +537,7 @@ def format_markdown(report: dict) -> str:
         "items (×: ratio of perplexities). *helped* / *hurt*: the CI excludes 0; *too few to tell*: fewer than "
         f"{min_units} independent units (item groups or documents) were compared, whatever the interval says.", "",
         *_verdict_matrix_md(report), "",
+        *(f"- {line}" for line in plain_findings(report)), "",
         "![scores by stage with 95% CI](scores.png)", "",
         "## Scores (main metric per task), value [95% CI]", "",
         "| stage | " + " | ".join(f"{m['label']} {'↑' if m['higher_is_better'] else '↓'}" for m in metrics) + " |",
@@ -629,6 +653,7 @@ def _html(report: dict, markdown: str, png: bytes) -> str:
 (×: ratio of perplexities). Green helped, red hurt, grey no significant change, yellow too few to tell (fewer than
 {min_units} independent units).</p>
 <div class="scroll"><table><thead><tr><th>comparison</th>{mhead}</tr></thead><tbody>{matrix}</tbody></table></div>
+<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in plain_findings(report))}</ul>
 <img alt="scores by stage" src="data:image/png;base64,{image}">
 <h2>Scores (main metric per task)</h2>
 <p>Mean over test items with 95% bootstrap intervals; blind baselines and chance as rows.</p>

@@ -203,3 +203,18 @@ def test_too_few_units_never_get_a_verdict_even_with_a_clear_interval():
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__]))
+
+
+def test_the_report_says_in_words_what_helped_and_when_a_stage_changed_nothing(tmp_path):
+    from evaluation.report import build_stage_report, format_stage_table, plain_findings
+
+    results = _results(n_groups=MIN_UNITS + 2, n_pages=30)
+    results["dpo"] = results["dapt"]  # a stage that trained and moved nothing: the same scores item for item
+    out = build_stage_report(results, tmp_path, stages=["base", "dapt", "dpo"])
+    lines = plain_findings(out["report"])
+    helped = next(x for x in lines if x.startswith("base → dapt"))
+    assert "helped on mcq_test" in helped and "hurt on general_text" in helped
+    nothing = next(x for x in lines if x.startswith("dapt → dpo"))
+    assert nothing == "dapt → dpo: no measurable change on any task: every paired 95% CI includes 0."
+    assert nothing in out["markdown"] and nothing in format_stage_table(out["report"])
+    assert "no measurable change on any task" in Path(out["paths"]["html"]).read_text()
