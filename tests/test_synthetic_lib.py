@@ -50,7 +50,7 @@ def test_rules_chain_on_the_demo_manuals_gives_traceable_grounded_sft_and_prefer
         assert user["role"] == "user" and assistant["role"] == "assistant" and assistant["content"].strip()
         chunk = by_id[row["chunk_id"]]  # every row traces to its chunk and document
         assert row["doc_id"] == chunk.doc_id and row["source"] == chunk.source
-        assert row["teacher_model"] == "rules-v2" and row["prompt_version"] == "v1"
+        assert row["teacher_model"] == "rules-v3" and row["prompt_version"] == "v1"
         assert set(row["judge_scores"]) == {"grounded", "correct", "helpful", "well_formed"}
         assert row["judge_mean"] >= 3.5
         assert answer_supported_by_chunk(assistant["content"], chunk.text)[0], row
@@ -200,13 +200,13 @@ def test_on_policy_answers_come_from_the_given_model_and_are_ranked_by_the_judge
     r = run_chain(chunks[:4], RulesTeacher(), ChainConfig(kinds=("qa",), answers_per_question=2), answerer=policy,
                   log=QUIET)
     assert policy.seen and all(len(p) == 1 and '"""' not in p[0]["content"] for p in policy.seen)
-    assert r.sft and all(row["answer_model"] == "policy-sft" and row["teacher_model"] == "rules-v2" for row in r.sft)
+    assert r.sft and all(row["answer_model"] == "policy-sft" and row["teacher_model"] == "rules-v3" for row in r.sft)
     assert r.preferences and all("not sure" in p["rejected"][0]["content"] for p in r.preferences)
     assert r.stats["answer_model"] == "policy-sft"
     # the judge is its own teacher when given (e.g. a lexical judge beside a small generator)
     r = run_chain(chunks[:2], ScriptedTeacher(lambda *a: None), ChainConfig(kinds=("qa",)), judge=RulesTeacher(),
                   log=QUIET)
-    assert r.sft and {(row["teacher_model"], row["judge_model"]) for row in r.sft} == {("scripted", "rules-v2")}
+    assert r.sft and {(row["teacher_model"], row["judge_model"]) for row in r.sft} == {("scripted", "rules-v3")}
 
 
 def test_rules_teacher_malformed_knob_feeds_the_quarantine(demo_chunks):
@@ -506,3 +506,27 @@ def test_transformers_teacher_generates_with_the_embedded_smollm2(tmp_path_facto
     assert teacher.stats["requests"] == 2 and teacher.model_name.startswith("smollm2@")
     again = teacher.generate(prompts, Sampling(temperature=0.0, max_tokens=8))
     assert [c.text for c in again] == [c.text for c in out] and teacher.stats["cache_hits"] == 2
+
+
+def test_short_answers_take_the_form_of_benchmark_references_and_stay_grounded(demo_chunks, demo_run):
+    """ChainConfig.short_answers: fact questions answered in a few words, summaries in one sentence naming the
+    symptom, cause and fix; every answer still passes the independent lexical gate; without it, sentences."""
+    from curation.synthetic.text import sentences
+
+    _, chunks = demo_chunks
+    by_id = {c.id: c.text for c in chunks}
+    short = run_chain(chunks, RulesTeacher(), ChainConfig(topics_per_chunk=4, short_answers=True), log=QUIET)
+    assert len(short.sft) >= 0.9 * len(demo_run.sft)
+
+    def answers(run, kind):
+        return [r["messages"][-1]["content"] for r in run.sft if r["kind"] == kind]
+
+    cause_q = [r for r in short.sft if r["kind"] == "qa" and "cause" in r["messages"][0]["content"].lower()]
+    assert cause_q and all(len(r["messages"][-1]["content"].split()) <= 6 for r in cause_q)
+    assert sum(len(a.split()) for a in answers(demo_run, "qa")) > 2 * sum(len(a.split()) for a in answers(short, "qa"))
+    summaries = answers(short, "summarization")
+    assert summaries and all(len(sentences(s)) == 1 for s in summaries)
+    assert sum("cause is" in s and "is to" in s for s in summaries) >= len(summaries) // 2
+    for r in short.sft:
+        q = "" if r["kind"] == "summarization" else r["messages"][0]["content"]
+        assert answer_supported_by_chunk(r["messages"][-1]["content"], by_id[r["chunk_id"]], question=q)[0], r

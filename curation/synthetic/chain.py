@@ -78,9 +78,10 @@ class ChainConfig:
     support_check: bool = True
     min_support: float = 0.75
     prompt_version: str = "v1"
-    # qa answers in the form and length of extractive QA references: a few words ("Worn spindle bearings."), not
-    # one or two sentences (the answer prompt's `qa_short` format). What a model trained on them says is what an
-    # F1-scored QA benchmark with short references counts; sentences dilute F1 even when they are right.
+    # answers in the form and length of benchmark references: qa in a few words ("Worn spindle bearings."), not one
+    # or two sentences, and summaries in one sentence naming what happened, its cause and its fix (the answer
+    # prompt's `qa_short` / `summarization_short` formats). F1 and ROUGE-L count words: a right answer padded with
+    # sentences scores like a wrong one.
     short_answers: bool = False
     prompts_dir: str = ""                 # empty = the packaged prompts (curation/synthetic/prompts)
     seed: int = 0
@@ -290,8 +291,8 @@ class _Run:
         return kept
 
     def _answer_format(self, kind: str) -> str:
-        if kind == "qa" and self.cfg.short_answers and self.prompts.answer_format.get("qa_short"):
-            return self.prompts.answer_format["qa_short"]
+        if self.cfg.short_answers and self.prompts.answer_format.get(f"{kind}_short"):
+            return self.prompts.answer_format[f"{kind}_short"]
         return self.prompts.answer_format[kind]
 
     def answers(self, items: list[dict], n: int, greedy: bool = False) -> None:

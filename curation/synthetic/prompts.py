@@ -51,6 +51,6 @@ def load_prompts(version: str = "v1", prompts_dir: str | Path = "") -> PromptSet
         raise ValueError(f"{path} lacks templates: {missing}")
     templates = {t: {"system": data[t].get("system", ""), "user": data[t]["user"]} for t in TASKS}
     sft = {k: data["sft"][k] for k in SFT_KINDS}
-    answer_format = {k: data.get("answer_format", {}).get(k, "") for k in (*SFT_KINDS, "qa_short")}
+    answer_format = {k: data.get("answer_format", {}).get(k, "") for k in (*SFT_KINDS, "qa_short", "summarization_short")}
     sha = hashlib.sha256(json.dumps([templates, sft, answer_format], sort_keys=True).encode()).hexdigest()[:8]
     return PromptSet(version=version, sha=sha, templates=templates, sft=sft, answer_format=answer_format)

@@ -204,7 +204,7 @@ def _shapes(sentence: str) -> list[tuple[str, str, str]]:
 
 
 class RulesTeacher(Teacher):
-    model_name = "rules-v2"
+    model_name = "rules-v3"  # v3: short answers and one-sentence summaries (ChainConfig.short_answers)
 
     def __init__(self, cache: ResponseCache | None = None, malformed_every: int = 0):
         super().__init__(cache)
@@ -275,7 +275,8 @@ class RulesTeacher(Teacher):
             q, _, a = after.partition("\n\nAnswer: ")
             return self._judge(secs, q.strip().removeprefix("Question: ").strip(), a.strip(), passage)
         if "answer" in task:
-            short = "in a few words" in prompt[task_m.end():].lower()  # the qa_short answer format
+            asks = prompt[task_m.end():].lower()
+            short = "in a few words" in asks or "one-sentence summary" in asks  # the *_short answer formats
             return self._answer(secs, after.strip().removeprefix("Question: ").strip(), passage, variant, short)
         return "I do not know this task."
 
@@ -392,6 +393,22 @@ class RulesTeacher(Teacher):
         wrong = sorted(set(w for w in wrong if w != ending), key=lambda v: _h(topic, v))[:3]
         return "\n".join([f"Context: {context}", f"Ending: {ending}"] + [f"Wrong ending: {w}" for w in wrong])
 
+    @staticmethod
+    def _one_sentence_summary(sec: _Section) -> str:
+        """What happened, its cause and its fix in one sentence, from the section's labelled facts and in their own
+        words ("" without a cause): "Chatter marks on the CNC spindle: the probable cause is worn spindle bearings,
+        and the corrective action is to replace the spindle bearings." """
+        cause = next(((k, v) for k, v in sec.facts if "cause" in k.lower()), None)
+        fix = next(((k, v) for k, v in sec.facts if any(w in k.lower() for w in ("action", "remedy", "fix", "repair"))),
+                   None)
+        facts = {k.lower(): v for k, v in sec.facts}
+        what = facts.get("symptom") or sec.heading
+        if not cause or not what:
+            return ""
+        where = f" on the {facts['equipment']}" if facts.get("equipment") else ""
+        out = f"{_cap(what)}{where}: the {cause[0].lower()} is {cause[1]}"
+        return out + (f", and the {fix[0].lower()} is to {_lc(fix[1])}." if fix else ".")
+
     def _answer(self, secs: list[_Section], question: str, passage: str, variant: int, short: bool = False) -> str:
         options = dict(_OPTION.findall(question))
         if options:  # multiple choice: the option best contained in the passage
@@ -420,6 +437,8 @@ class RulesTeacher(Teacher):
             sec = others[_h(question) % len(others)] if others else sec
         if asked.lower().startswith("summarize") or "summary" in asked.lower():
             request = asked.split("\n")[0].lower()
+            if short and (one := self._one_sentence_summary(sec)):
+                return one
             parts = [f"{t}: {d}." for t, d in sec.defs if t.lower() in request]  # a term's summary is its definition
             parts += [f"{label}: {value}." for label, value in sec.facts[:2]] + sec.narrative[:1]
             if not parts:
