@@ -51,7 +51,7 @@ pytestmark = [
                               ".ci/run installs them"),
 ]
 
-# Runs in a child interpreter with the test's environment (tiny profile, temporary homes), so that the
+# Runs in a child interpreter with the test's environment (tiny recipe, temporary homes), so that the
 # code location is built exactly as `dagster dev` builds it: materializes the plot asset with everything
 # upstream of it, and the shards' raw copies (crawl_shard) that the backfill from the UI curates. The
 # shards' partitions already exist, so the landing sensor finds nothing new.
@@ -280,8 +280,11 @@ def test_a_person_materializes_backfills_and_reads_a_plot_in_the_dagster_ui(tmp_
     instance.add_dynamic_partitions("crawl_shards", shards)
     instance.dispose()
 
+    # The location's recipe, as a user writes one: tiny, with this demo world's manuals as the seed documents.
+    recipe = tmp_path / "ui.yaml"
+    recipe.write_text(f"extends: {REPO / 'recipes' / 'tiny.yaml'}\ninputs:\n  seed_docs: {home / 'demo' / 'seed'}\n")
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "MODELWORKS_HOME": str(home),
-           "MODELWORKS_PROFILE": "tiny", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "MODELWORKS_RECIPE": str(recipe), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     port = _free_port()
     dev_log = tmp_path / "dagster_dev.log"
