@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import types
 import typing
 from typing import Any
 
@@ -44,7 +45,7 @@ def _config_type(tp):
     if origin is tuple:
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
         return list[args[0]] if args else list[Any]
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         args = tuple(_config_type(a) for a in typing.get_args(tp))
         return typing.Union[args]  # noqa: UP007
     if tp is tuple:
@@ -53,12 +54,10 @@ def _config_type(tp):
 
 
 def _default(f: dataclasses.Field):
-    if f.default is not dataclasses.MISSING:
-        value = f.default
-    elif f.default_factory is not dataclasses.MISSING:
-        value = f.default_factory()
-    else:
+    """A field's default as config holds it (tuples as lists)."""
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
         raise TypeError(f"{f.name}: a setting needs a default in its library dataclass")
+    value = _default_raw(f)
     return list(value) if isinstance(value, tuple) else value
 
 
