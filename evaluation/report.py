@@ -517,8 +517,14 @@ def plain_findings(report: dict) -> list[str]:
                 by.setdefault(c["verdict"], []).append(f"{m['label']} {_diff_cell(c)}")
         name = f"{pair[0]} → {pair[1]}"
         if not by.get("helped") and not by.get("hurt"):
-            few = " (some tasks had too few independent units to tell)" if by.get("too few to tell") else ""
-            out.append(f"{name}: no measurable change on any task: every paired 95% CI includes 0{few}.")
+            if not by.get("no significant change"):  # every task too thin: no claim either way
+                out.append(f"{name}: too few independent units to tell on any task.")
+                continue
+            few = (f" (too few independent units to tell on {len(by['too few to tell'])} more)"
+                   if by.get("too few to tell") else "")
+            out.append(f"{name}: no measurable change on any task: every paired 95% CI with enough units to tell "
+                       f"includes 0{few}." if few else
+                       f"{name}: no measurable change on any task: every paired 95% CI includes 0.")
             continue
         parts = [f"helped on {'; '.join(by['helped'])}" if by.get("helped") else "helped on nothing",
                  f"hurt on {'; '.join(by['hurt'])}" if by.get("hurt") else "hurt nothing"]

@@ -218,3 +218,10 @@ def test_the_report_says_in_words_what_helped_and_when_a_stage_changed_nothing(t
     assert nothing == "dapt → dpo: no measurable change on any task: every paired 95% CI includes 0."
     assert nothing in out["markdown"] and nothing in format_stage_table(out["report"])
     assert "no measurable change on any task" in Path(out["paths"]["html"]).read_text()
+
+
+def test_a_comparison_with_only_thin_tasks_claims_no_change_either(tmp_path):
+    from evaluation.report import build_stage_report, plain_findings
+
+    out = build_stage_report(_results(n_groups=6, n_pages=5), tmp_path, stages=["base", "dapt"])
+    assert plain_findings(out["report"]) == ["base → dapt: too few independent units to tell on any task."]
