@@ -190,6 +190,10 @@ class UI:
 
         return [e for e in (root or self.d).find_elements(By.XPATH, xpath) if e.is_displayed()]
 
+    def wait_all_visible(self, xpath: str, timeout_s: float = 45, root=None) -> list:
+        """Every visible match, once there is at least one (the page may still be drawing)."""
+        return _wait(lambda: self.visible(xpath, root), timeout_s, f"elements {xpath}", 0.5)
+
     def visible_within(self, xpath: str, timeout_s: float, root=None):
         try:
             return self.wait_visible(xpath, timeout_s, root)
@@ -319,7 +323,7 @@ def test_a_person_materializes_backfills_and_reads_a_plot_in_the_dagster_ui(tmp_
         ui.open("/asset-groups")
         ui.wait_visible("//*[normalize-space()='Global asset lineage']")
         ui.wait_visible("//button[.//div[@aria-label='zoom_in']]")  # the graph's controls are drawn
-        settings = ui.visible("//button[.//div[@aria-label='settings']]")[-1]  # the graph's, not the nav's
+        settings = ui.wait_all_visible("//button[.//div[@aria-label='settings']]", 20)[-1]  # the graph's, not the nav's
         settings.click()
         toggle = ui.wait_visible("//*[normalize-space(text())='Expand all groups' or "
                                  "normalize-space(text())='Collapse all groups']", 20)
@@ -431,14 +435,22 @@ def test_a_person_materializes_backfills_and_reads_a_plot_in_the_dagster_ui(tmp_
             ui.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
             link.click()
             md = ui.dialog()
-            images = ui.visible(".//img[starts-with(@src,'data:image/png')]", md)
-            sizes = [ui.d.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", i)
-                     for i in images]
+            ui.wait_all_visible(".//button[normalize-space()='Close']", 20, md)  # the dialog is drawn
+
+            def decoded_sizes():  # a data: PNG decodes after it is attached; give a loaded machine a few seconds
+                images = ui.visible(".//img[starts-with(@src,'data:image/png')]", md)
+                sizes = [ui.d.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", i)
+                         for i in images]
+                return sizes if images and all(w > 0 for w, _ in sizes) else None
+            try:
+                sizes = _wait(decoded_sizes, 10, "the Markdown entry's images to decode", 0.5)
+            except AssertionError:
+                sizes = []  # an entry without images: close it and try the next
             if any(w > 100 and h > 100 for w, h in sizes):
                 plot = sizes
                 ui.shot("8_metadata_plot")
                 break
-            ui.visible(".//button[normalize-space()='Close']", md)[-1].click()
+            ui.wait_all_visible(".//button[normalize-space()='Close']", 20, md)[-1].click()
         assert plot, f"no rendered PNG plot in the Markdown metadata of {PLOT_ASSET}"
         phase(f"plot opened; screenshots in {ARTIFACTS}: {sorted(p.name for p in ARTIFACTS.glob('*.png'))}")
     except BaseException:
