@@ -9,6 +9,7 @@ from pydantic import Field
 from assets.benchmarks import benchmark_suite, decontaminated_training_sets
 from assets.curation import read_table
 from assets.configs import derived_config
+from assets.provenance import run_provenance
 from assets.storage import ModelworksStorage
 from curation.tables import read_jsonl
 from evaluation.harness import EvalSettings
@@ -97,7 +98,7 @@ def _score_asset(stage: str) -> dg.AssetsDefinition:
         if thin:
             context.log.warning(f"{stage}: fewer than {MIN_UNITS} independent units (groups/documents) in the "
                                 f"{config.split} split of {thin}: no verdicts on them")
-        return dg.MaterializeResult(metadata=meta)
+        return dg.MaterializeResult(metadata={**meta, **run_provenance(context)})
 
     return _scores
 
@@ -220,7 +221,7 @@ def stage_report(context: dg.AssetExecutionContext, storage: ModelworksStorage) 
             [{k: c[k] for k in ("asset", "check", "status", "partition")} for c in checks]),
         "benchmark_provenance": dg.MetadataValue.json(provenance),
         "report_folder": dg.MetadataValue.path(storage.reports()), "ablation_files_kept": dg.MetadataValue.json(kept),
-        "json_path": dg.MetadataValue.path(storage.report_json())})
+        "json_path": dg.MetadataValue.path(storage.report_json()), **run_provenance(context)})
 
 
 @dg.asset_check(asset=stage_report, description="The final model beats the first stage (from-scratch base or untouched "

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from assets.benchmarks import decontaminated_training_sets
 from assets.configs import derived_config, to_library
+from assets.provenance import run_provenance
 from assets.storage import ModelworksStorage
 from evaluation.plots import line_plot_png, png_markdown, save_png
 from training.config import (DPORunConfig, LaunchSettings, PackingSettings, PretrainConfig, SFTRunConfig,
@@ -254,12 +255,13 @@ def base_model(context: dg.AssetExecutionContext, config: PretrainAssetConfig, s
             shutil.copytree(src, out)
         context.log.info(f"base stage = the untouched open model ({start}); no pretraining")
         return dg.MaterializeResult(metadata={"start": start, **describe_model(storage.local_path(storage.model("base"))),
-                                              "path": dg.MetadataValue.path(storage.model("base"))})
+                                              "path": dg.MetadataValue.path(storage.model("base")),
+                                              **run_provenance(context)})
     local = storage.local_path
     result = _torchrun(context, pipes_subprocess_client, storage, "base", config, "base pretraining",
                        data_dir=local(storage.tokens("general_corpus")), out_dir=local(storage.model("base")),
                        tokenizer_dir=local(storage.model("tokenizer")))
-    return dg.MaterializeResult(metadata={**result.metadata, "start": "scratch"})
+    return dg.MaterializeResult(metadata={**result.metadata, "start": "scratch", **run_provenance(context)})
 
 
 @dg.asset(group_name="training", code_version="3", deps=[base_model, "domain_tokens", "general_tokens"],
@@ -273,7 +275,7 @@ def dapt_model(context: dg.AssetExecutionContext, config: DaptAssetConfig, stora
                        init_model_dir=local(storage.model("base")),
                        replay_data_dir=local(storage.tokens("general_corpus")))
     return dg.MaterializeResult(metadata={**result.metadata, "replay_ratio": config.replay_ratio,
-                                          "domain_data": _domain_data(context)})
+                                          "domain_data": _domain_data(context), **run_provenance(context)})
 
 
 SFTAssetConfig = derived_config("SFTAssetConfig", SFTRunConfig)
@@ -298,7 +300,7 @@ def sft_model(context: dg.AssetExecutionContext, config: SFTAssetConfig,
                   storage.local_path(storage.decontaminated("sft_conversations")), out,
                   to_library(SFTRunConfig, config),
                   _log_progress(context, "sft"))
-    return dg.MaterializeResult(metadata=_posttrain_metadata(metrics, "SFT loss", out))
+    return dg.MaterializeResult(metadata={**_posttrain_metadata(metrics, "SFT loss", out), **run_provenance(context)})
 
 
 @dg.asset(group_name="training", code_version="2", deps=[sft_model, decontaminated_training_sets],
@@ -313,7 +315,7 @@ def dpo_model(context: dg.AssetExecutionContext, config: DPOAssetConfig,
                   storage.local_path(storage.decontaminated("preference_pairs")), out,
                   to_library(DPORunConfig, config),
                   _log_progress(context, "dpo"))
-    return dg.MaterializeResult(metadata=_posttrain_metadata(metrics, "DPO loss", out))
+    return dg.MaterializeResult(metadata={**_posttrain_metadata(metrics, "DPO loss", out), **run_provenance(context)})
 
 
 @dg.asset_check(asset=base_model, description="Pretraining reduced the loss well below its starting value.")

@@ -83,27 +83,15 @@ def _err(lines) -> int:
 def run_command(recipe_arg: str, overrides: list[str], home: str | None, *, only=None, log: str | None = None,
                 verbose: bool = False, demo: bool = False, regenerate: bool = False) -> tuple[int, dict]:
     """`modelworks run` / `modelworks demo`: (exit code, {"report", "table", ...})."""
-    from pipelines.recipe import RecipeError, load_recipe
-    from pipelines.runner import RunFailed, demo_crawl, materialize, print_report, quiet
+    from pipelines.recipe import RecipeError
+    from pipelines.runner import RunFailed, launch, load_for_run, print_report, quiet
 
     t0 = time.perf_counter()
+    home = _home(home)
     try:
-        recipe = load_recipe(recipe_arg, overrides)
-        if not demo:
-            recipe.check_inputs()
+        recipe, storage = load_for_run(recipe_arg, overrides, home, only=only, demo=demo)
     except RecipeError as err:
         return _err(err.lines), {}
-    home = _home(home)
-    from assets.storage import ModelworksStorage
-
-    storage = ModelworksStorage(root=home, crawl=recipe.crawl)
-    if not demo and only is None and not recipe.crawl and not storage.crawl_files():
-        return _err([f"{recipe.files[0]}: no crawl: inputs.crawl is not set and the landing folder "
-                     f"{storage.landing()} holds no shard (WARC/ARC/JSONL/Parquet); set inputs.crawl (or --set "
-                     "inputs.crawl=DIR), or run `modelworks demo` for the generated demo crawl"]), {}
-    if recipe.crawl and not storage.crawl_files():
-        return _err([f"{recipe.where('inputs.crawl')}: inputs.crawl names no shard file (WARC/ARC/JSONL/Parquet) in "
-                     f"{', '.join(recipe.crawl)}"]), {}
     log_path = None
     if not verbose:
         name = f"{'demo' if demo else 'run'}-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
@@ -113,13 +101,10 @@ def run_command(recipe_arg: str, overrides: list[str], home: str | None, *, only
         if log_path:
             out(f"full log: {log_path}")
         try:
-            if demo:
-                demo_crawl(storage, recipe, regenerate, out)
-                from pipelines.demo_checks import demo_overrides  # the demo's files, passed as inputs
-
-                recipe = load_recipe(recipe_arg, [*overrides, *demo_overrides(recipe, storage)])
-            result = materialize(recipe, home, only=only, out=out, verbose=verbose,
-                                 source="modelworks-demo" if demo else "modelworks-cli")
+            result = launch(recipe, storage, home, recipe_arg=recipe_arg, overrides=overrides, out=out, only=only,
+                            verbose=verbose, demo=demo, regenerate=regenerate,
+                            source="modelworks-demo" if demo else "modelworks-cli")
+            recipe = result["recipe"]
         except RecipeError as err:
             for line in err.lines:
                 out(f"error: {line}")

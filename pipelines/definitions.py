@@ -20,6 +20,7 @@ from assets import ablation, benchmarks, curation, dedup, domain, evaluation, in
 from assets.partitions import crawl_shard_partitions  # noqa: E402
 from assets.storage import ModelworksStorage, modelworks_home  # noqa: E402
 from assets.teacher import TeacherResource  # noqa: E402
+from pipelines.launch import recipe_job  # noqa: E402
 
 _modules = [ingest, seed, curation, dedup, domain, synthetic, benchmarks, training, evaluation, ablation]
 all_assets = dg.load_assets_from_modules(_modules)
@@ -106,6 +107,10 @@ def build_definitions(profile_name: str | None = None, home: str | None = None,
     nightly_refresh = dg.AutomationConditionSensorDefinition(
         "nightly_refresh", target=CORPUS_TO_MODEL, default_condition=dg.AutomationCondition.on_cron("0 2 * * *"),
         default_status=dg.DefaultSensorStatus.RUNNING, use_user_code_server=True)
+    storage = ModelworksStorage(root=home or modelworks_home(), crawl=recipe.crawl, stage_keys=dict(stage_keys or {}))
+    # The Launchpad's recipe_job starts from this location's recipe; in the demo's home it writes the demo files too.
+    launcher = recipe_job(recipe.path or recipe.name, recipe.overrides,
+                          demo=not recipe.crawl and storage.exists(storage.demo_facts()))
     checks = list(all_checks)
     if recipe.ground_truth:  # the demo: its generator's truth scores every stage
         from pipelines.demo_checks import demo_checks
@@ -114,12 +119,10 @@ def build_definitions(profile_name: str | None = None, home: str | None = None,
     return dg.Definitions(
         assets=all_assets,
         asset_checks=checks,
-        jobs=_jobs(recipe),
+        jobs=[*_jobs(recipe), launcher],
         sensors=[landing_shard_sensor, nightly_refresh],
         resources={
-            "storage": ModelworksStorage(root=home or modelworks_home(),
-                                         crawl=recipe.crawl,
-                                         stage_keys=dict(stage_keys or {})),
+            "storage": storage,
             "teacher": teacher or TeacherResource(**recipe.teacher),
             # launches torchrun for pretraining and DAPT; rank 0 reports back through Pipes
             "pipes_subprocess_client": dg.PipesSubprocessClient(),

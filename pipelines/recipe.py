@@ -225,19 +225,20 @@ def parse_value(text: str) -> Any:
     return "" if value is None and text.strip() == "" else value
 
 
-def _read_yaml(path: Path) -> dict:
+def _read_yaml(path: Path, text: str | None = None) -> dict:
+    label = path if text is None else TEXT_LABEL
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+        data = yaml.load(path.read_text(encoding="utf-8") if text is None else text, Loader=_Loader)  # noqa: S506
     except FileNotFoundError:
         raise RecipeError([f"{path}: no such recipe file"]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
-        raise RecipeError([f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})"]) from None
+        raise RecipeError([f"{label}{where}: not valid YAML ({getattr(err, 'problem', err)})"]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise RecipeError([f"{path}: a recipe is a mapping of keys (inputs:, dapt:, ...), not a "
+        raise RecipeError([f"{label}: a recipe is a mapping of keys (inputs:, dapt:, ...), not a "
                            f"{type(data).__name__}"])
     return data
 
@@ -476,6 +477,7 @@ class Recipe:
     schema: Schema = field(repr=False)
     origins: dict = field(default_factory=dict, repr=False)  # key path -> the file (or --set) it came from
     path: str = ""  # the recipe file, absolute (variants are loaded from it again)
+    text: str = field(default="", repr=False)  # a recipe given as YAML text (the Launchpad), not as a file
 
     def where(self, dotted: str) -> str:
         return _where(self.origins, tuple(dotted.split(".")))
@@ -547,7 +549,7 @@ class Recipe:
         if name not in self.variants:
             raise RecipeError([f"{self.files[0]}: no variant {name!r} (variants: {', '.join(self.variants)})"])
         r = load_recipe(self.path or self.files[0], [*self.overrides, *self.variant_overrides(name)],
-                        schema=self.schema)
+                        schema=self.schema, text=self.text or None)
         r.data.pop("variants", None)
         r.name = f"{self.name}.{name}"
         return r
@@ -626,24 +628,40 @@ def find_recipe(name_or_path: str | os.PathLike) -> Path:
     return shipped if shipped.exists() else p
 
 
+TEXT_LABEL = "the recipe YAML given in the Launchpad"
+
+
+def is_recipe_text(arg: str) -> bool:
+    """Whether `arg` is a recipe's YAML itself (it spans lines, or is a `{...}` mapping) rather than a file or name."""
+    return "\n" in arg.strip() or arg.lstrip().startswith("{")
+
+
 def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = (), *, cwd: str | os.PathLike | None = None,
-                schema: Schema | None = None, assets_defs=None) -> Recipe:
-    """Load a recipe file, follow `extends`, apply `--set key=value` overrides, validate; raise RecipeError."""
+                schema: Schema | None = None, assets_defs=None, text: str | None = None) -> Recipe:
+    """Load a recipe file, follow `extends`, apply `--set key=value` overrides, validate; raise RecipeError.
+    `text`: the recipe's YAML itself (pasted into the Launchpad); `path` then only names it in messages, and
+    `extends:` and relative input paths resolve against `cwd` (default: the shipped recipes/, so `extends: tiny.yaml`
+    works)."""
     schema = schema or stage_schema(assets_defs)
-    path = find_recipe(path)
     origins: dict = {}
     chain: list[Path] = []
-    data = _load_chain(path.resolve() if path.exists() else path, schema, origins, chain, display=str(path))
+    if text is not None:
+        base = Path(cwd) if cwd else RECIPES_DIR
+        path = base / Path(str(path) or "launchpad.yaml").name
+        data = _load_chain(path, schema, origins, chain, display=TEXT_LABEL, text=text)
+    else:
+        path = find_recipe(path)
+        data = _load_chain(path.resolve() if path.exists() else path, schema, origins, chain, display=str(path))
     overrides = tuple(overrides)
     errors = []
     base_dir = Path(cwd or os.getcwd())
     for item in overrides:
-        key, sep, text = item.partition("=")
+        key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             errors.append(f"--set {item}: expected key=value (e.g. --set dapt.lr=1e-3)")
             continue
-        over = _resolve_paths(_set({}, key, parse_value(text)), schema, base_dir)
+        over = _resolve_paths(_set({}, key, parse_value(value)), schema, base_dir)
         data = _merge(data, over, origins, f"--set {item}")
     if errors:
         raise RecipeError(errors)
@@ -657,8 +675,10 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = (), *, cwd: 
     checked = _with_defaults(checked, schema.sections)
     checked.pop("name", None)
     files = tuple(_display(p) for p in chain)
+    if text is not None:
+        files = (TEXT_LABEL, *files[1:])
     return Recipe(name=name, files=files, overrides=overrides, data=_ordered(checked), schema=schema,
-                  origins=origins, path=str(chain[0]) if chain else str(path))
+                  origins=origins, path=str(chain[0]) if chain else str(path), text=text or "")
 
 
 def _with_defaults(data: dict, sections: dict) -> dict:
@@ -689,13 +709,14 @@ def _display(p: Path) -> str:
         return str(p)
 
 
-def _load_chain(path: Path, schema: Schema, origins: dict, chain: list[Path], display: str) -> dict:
+def _load_chain(path: Path, schema: Schema, origins: dict, chain: list[Path], display: str,
+                text: str | None = None) -> dict:
     if path in chain:
         raise RecipeError([f"{display}: 'extends' loops back to {_display(path)} "
                            f"({' -> '.join(_display(p) for p in [*chain, path])})"])
     chain.append(path)
-    raw = _read_yaml(path)
-    label = _display(path)
+    raw = _read_yaml(path, text)
+    label = _display(path) if text is None else display
     base: dict = {}
     parent = raw.get("extends")
     if parent is not None:

@@ -174,7 +174,7 @@ def select(graph, only: Iterable[str]) -> set[str]:
     return out
 
 
-def prepare_shards(defs, storage, recipe, home: str, only) -> list[str]:
+def prepare_shards(defs, storage, recipe, home: str, only, instance) -> list[str]:
     """The crawl shards this run needs (none when `only` selects no per-shard asset), registered as partitions."""
     import dagster as dg
 
@@ -187,7 +187,6 @@ def prepare_shards(defs, storage, recipe, home: str, only) -> list[str]:
         where = f"inputs.crawl ({', '.join(recipe.crawl)})" if recipe.crawl else f"the landing folder {storage.landing()}"
         raise RecipeError([f"{recipe.files[0]}: no crawl shard (WARC/ARC/JSONL/Parquet file) in {where}: set "
                            "inputs.crawl, or run `modelworks demo` for the generated demo crawl"])
-    instance = dg.DagsterInstance.get()
     known = set(instance.get_dynamic_partitions(crawl_shard_partitions.name))
     if shards:
         # Dedup takes every shard of this storage root that has signatures: another crawl's shards would mix in.
@@ -251,10 +250,49 @@ def execute(defs, instance, r: Planned, recipe, tags: dict, out: Callable, verbo
             "seconds": round(seconds, 1), "checks_failed": listener.checks_failed}
 
 
+def load_for_run(recipe_arg: str, overrides: Iterable[str], home: str, *, only: Iterable[str] | None = None,
+                 demo: bool = False, text: str | None = None):
+    """(recipe, storage) for a run of `recipe_arg` (a file or shipped name; `text`: the recipe's YAML itself) into
+    `home`, checked before anything runs: every input exists, there is a crawl to curate. RecipeError otherwise."""
+    from assets.storage import ModelworksStorage
+    from pipelines.recipe import RecipeError, load_recipe
+
+    recipe = load_recipe(recipe_arg, overrides, text=text)
+    if not demo:
+        recipe.check_inputs()
+    storage = ModelworksStorage(root=home, crawl=recipe.crawl)
+    if not demo and only is None and not recipe.crawl and not storage.crawl_files():
+        raise RecipeError([f"{recipe.files[0]}: no crawl: inputs.crawl is not set and the landing folder "
+                           f"{storage.landing()} holds no shard (WARC/ARC/JSONL/Parquet); set inputs.crawl (or --set "
+                           "inputs.crawl=DIR), or run `modelworks demo` for the generated demo crawl"])
+    if recipe.crawl and not storage.crawl_files():
+        raise RecipeError([f"{recipe.where('inputs.crawl')}: inputs.crawl names no shard file (WARC/ARC/JSONL/Parquet) "
+                           f"in {', '.join(recipe.crawl)}"])
+    return recipe, storage
+
+
+def launch(recipe, storage, home: str, *, recipe_arg: str, overrides: Iterable[str], out: Callable,
+           only: Iterable[str] | None = None, verbose: bool = False, demo: bool = False, regenerate: bool = False,
+           text: str | None = None, source: str = "modelworks-cli", instance=None, tags: dict | None = None) -> dict:
+    """What `modelworks run` / `modelworks demo` and the UI's `recipe_job` do once the recipe is loaded: the demo's
+    crawl and files first (`demo`), then `materialize`. Returns materialize's result with the recipe run."""
+    from pipelines.recipe import load_recipe
+
+    if demo:
+        demo_crawl(storage, recipe, regenerate, out)
+        from pipelines.demo_checks import demo_overrides  # the demo's files, passed as inputs
+
+        recipe = load_recipe(recipe_arg, [*overrides, *demo_overrides(recipe, storage)], text=text)
+    result = materialize(recipe, home, only=only, out=out, verbose=verbose, source=source, instance=instance,
+                         tags=tags)
+    return {**result, "recipe": recipe}
+
+
 def materialize(recipe, home: str, *, only: Iterable[str] | None = None, out: Callable | None = None,
-                source: str = "modelworks-cli", verbose: bool = False) -> dict:
+                source: str = "modelworks-cli", verbose: bool = False, instance=None, tags: dict | None = None) -> dict:
     """Run the recipe's graph (or the `only` assets) into `home`; returns {"runs": [...], "report": path or None}.
-    Raises RecipeError for a problem found before anything ran, RunFailed after a step failed."""
+    Raises RecipeError for a problem found before anything ran, RunFailed after a step failed. `instance`: the
+    Dagster instance to record the runs in (default: DAGSTER_HOME's); `tags`: added to every run's."""
     import dagster as dg
 
     from pipelines.definitions import build_definitions
@@ -264,20 +302,22 @@ def materialize(recipe, home: str, *, only: Iterable[str] | None = None, out: Ca
     if recipe.variants:
         if only is not None:
             raise RecipeError([f"{recipe.files[0]}: --only with variants: run one variant with --set instead"])
-        return materialize_variants(recipe, home, out=out, source=source, verbose=verbose)
-    ensure_dagster_home()
+        return materialize_variants(recipe, home, out=out, source=source, verbose=verbose, instance=instance,
+                                    tags=tags)
+    if instance is None:
+        ensure_dagster_home()
+        instance = dg.DagsterInstance.get()
     defs = build_definitions(recipe=recipe, home=home)
     storage = defs.resources["storage"]
-    shards = prepare_shards(defs, storage, recipe, home, only)
-    instance = dg.DagsterInstance.get()
+    shards = prepare_shards(defs, storage, recipe, home, only, instance)
     runs = plan(defs, shards, only)
 
     storage.write_text(recipe.to_yaml(), storage.recipe_resolved())
     storage.write_text(recipe.to_yaml(), storage.recipe_copy(recipe.name, recipe.digest))
-    tags = {**recipe.tags(), "modelworks/source": source, "modelworks/home": str(home)}
+    tags = {**recipe.tags(), "modelworks/source": source, "modelworks/home": str(home), **(tags or {})}
     out(f"recipe {recipe.name} ({recipe.digest}) from {' <- '.join(recipe.files)}"
         + (f" --set {' --set '.join(recipe.overrides)}" if recipe.overrides else ""))
-    out(f"MODELWORKS_HOME={home} DAGSTER_HOME={os.environ['DAGSTER_HOME']}"
+    out(f"MODELWORKS_HOME={home} DAGSTER_HOME={instance.root_directory}"
         + (f"; {len(shards)} crawl shards from {', '.join(recipe.crawl) or storage.landing()}" if shards else ""))
     t_start = time.perf_counter()
     done, skipped = incremental(defs, instance, storage, recipe, runs, tags, out, verbose, explicit=only is not None)
@@ -295,32 +335,58 @@ def incremental(defs, instance, storage, recipe, runs: list, tags: dict, out: Ca
     (`--only`): the named assets run whether up to date or not. Returns (the runs executed, the stages skipped)."""
     import json
 
-    from pipelines.definitions import all_assets, job_ops
-
     keys = stage_keys(recipe, defs)
-    keys_of = {a.node_def.name: [k.to_user_string() for k in a.keys] for a in all_assets}
     done, skipped = [], []
     for r in runs:
         part = r.partition if r.job in PER_PARTITION_JOBS else None
-        ops = sorted(op for op in job_ops(r.job)
-                     if r.selection is None or set(keys_of.get(op, ())) & set(r.selection))
-        pending = ops if explicit else [op for op in ops if not _up_to_date(instance, storage, op, keys.get(op),
-                                                                            keys_of[op], part)]
-        if not pending:
-            skipped += [{"op": op, "partition": part, "key": keys.get(op)} for op in ops]
-            out(f"{r.label}: up to date ({', '.join(ops)})")
-            continue
-        selection = {k for op in pending for k in keys_of[op]}
-        fresh = [op for op in ops if op not in pending]
-        skipped += [{"op": op, "partition": part, "key": keys.get(op)} for op in fresh]
-        label = r.label + (f" (up to date: {', '.join(fresh)})" if fresh and r.partition is None else "")
-        result = execute(defs, instance, r, recipe, tags, out, verbose, selection=selection, label=label)
-        done.append(result)
-        for op in pending:
+        ops = _ops_of(r)
+
+        def mark(op: str, result: dict) -> None:
             if op in keys:
                 storage.write_text(json.dumps({"key": keys[op], "run_id": result["run_id"], "op": op,
                                                "partition": part}), storage.current_stage(op, part))
+
+        result, pending, fresh = run_pending(
+            defs, instance, r, recipe, tags, out, verbose, ops,
+            fresh=lambda op: not explicit and _up_to_date(instance, storage, op, keys.get(op), _keys_of(op), part),
+            mark=mark, label=lambda fresh: r.label + (f" (up to date: {', '.join(fresh)})"
+                                                      if fresh and r.partition is None else ""))
+        skipped += [{"op": op, "partition": part, "key": keys.get(op)} for op in fresh]
+        if result is None:
+            out(f"{r.label}: up to date ({', '.join(ops)})")
+            continue
+        done.append(result)
     return done, skipped
+
+
+def _keys_of(op: str) -> list[str]:
+    from pipelines.definitions import all_assets
+
+    return [k.to_user_string() for a in all_assets if a.node_def.name == op for k in a.keys]
+
+
+def _ops_of(r: Planned) -> list[str]:
+    """The ops a planned run covers (all of its job's, or those of its selection)."""
+    from pipelines.definitions import job_ops
+
+    return sorted(op for op in job_ops(r.job) if r.selection is None or set(_keys_of(op)) & set(r.selection))
+
+
+def run_pending(defs, instance, r: Planned, recipe, tags: dict, out: Callable, verbose: bool, ops: list[str], *,
+                fresh: Callable[[str], bool], mark: Callable[[str, dict], None],
+                label: Callable[[list[str]], str]) -> tuple[dict | None, list[str], list[str]]:
+    """One planned run, limited to its ops that are not `fresh` (plain runs: up to date here; ablations: done
+    under the same content key by an earlier variant or launch); `mark(op, result)` records each op it ran.
+    Returns (the run's result or None when nothing was pending, the ops run, the fresh ops)."""
+    pending = [op for op in ops if not fresh(op)]
+    fresh_ops = [op for op in ops if op not in pending]
+    if not pending:
+        return None, pending, fresh_ops
+    selection = {k for op in pending for k in _keys_of(op)}
+    result = execute(defs, instance, r, recipe, tags, out, verbose, selection=selection, label=label(fresh_ops))
+    for op in pending:
+        mark(op, result)
+    return result, pending, fresh_ops
 
 
 def _up_to_date(instance, storage, op: str, key: str | None, asset_keys: list[str], partition: str | None) -> bool:
@@ -398,7 +464,7 @@ def stage_keys(recipe, defs) -> dict[str, str]:
 
 
 def materialize_variants(recipe, home: str, *, out: Callable, source: str = "modelworks-cli",
-                         verbose: bool = False) -> dict:
+                         verbose: bool = False, instance=None, tags: dict | None = None) -> dict:
     """Every variant of the recipe from one launch, then the comparison.
 
     Each variant's stages are keyed (`stage_keys`) and live under `stages/<op>/<key>/` of the storage root; a stage
@@ -411,21 +477,22 @@ def materialize_variants(recipe, home: str, *, out: Callable, source: str = "mod
 
     import dagster as dg
 
-    from pipelines.definitions import all_assets, build_definitions, job_ops
+    from pipelines.definitions import build_definitions
 
-    ensure_dagster_home()
-    instance = dg.DagsterInstance.get()
+    if instance is None:
+        ensure_dagster_home()
+        instance = dg.DagsterInstance.get()
     launch = uuid.uuid4().hex[:12]
+    extra_tags = dict(tags or {})
     base_defs = build_definitions(recipe=recipe, home=home)
     storage = base_defs.resources["storage"]
-    shards = prepare_shards(base_defs, storage, recipe, home, None)
+    shards = prepare_shards(base_defs, storage, recipe, home, None, instance)
     storage.write_text(recipe.to_yaml(), storage.recipe_resolved())
     storage.write_text(recipe.to_yaml(), storage.recipe_copy(recipe.name, recipe.digest))
     out(f"recipe {recipe.name} ({recipe.digest}) from {' <- '.join(recipe.files)}"
         + (f" --set {' --set '.join(recipe.overrides)}" if recipe.overrides else "")
         + f"; variants {', '.join(recipe.variants)} (launch {launch})")
-    out(f"MODELWORKS_HOME={home} DAGSTER_HOME={os.environ['DAGSTER_HOME']}; {len(shards)} crawl shards")
-    keys_of = {a.node_def.name: [k.to_user_string() for k in a.keys] for a in all_assets}
+    out(f"MODELWORKS_HOME={home} DAGSTER_HOME={instance.root_directory}; {len(shards)} crawl shards")
     t_start = time.perf_counter()
     done_runs, manifest, reuse_lines = [], [], []
     for name in recipe.variants:
@@ -435,7 +502,7 @@ def materialize_variants(recipe, home: str, *, out: Callable, source: str = "mod
         vstorage = defs.resources["storage"]
         tags = {**variant.tags(), "modelworks/source": source, "modelworks/home": str(home),
                 "modelworks/variant": name, "modelworks/ablation": f"{recipe.name}-{recipe.digest}",
-                "modelworks/launch": launch}
+                "modelworks/launch": launch, **extra_tags}
         out(f"variant {name} ({variant.digest}): {', '.join(recipe.variant_overrides(name)) or 'the recipe as is'}")
         manifest.append({"name": name, "overrides": recipe.variants[name], "digest": variant.digest,
                          "stage_keys": keys})
@@ -444,34 +511,34 @@ def materialize_variants(recipe, home: str, *, out: Callable, source: str = "mod
             if r.job == "comparison_job":
                 continue
             part = r.partition if r.job in PER_PARTITION_JOBS else None
-            pending, reused = [], []
-            for op in sorted(job_ops(r.job)):
-                if op not in keys:
-                    continue
-                (reused if vstorage.exists(vstorage.stage_done(op, keys[op], part)) else pending).append(op)
-            for op in reused:
-                reuse_lines.append({"launch": launch, "variant": name, "op": op, "partition": part, "key": keys[op],
-                                    "action": "reused"})
-            reused_count += len(reused)
-            if not pending:
-                continue
-            selection = {k for op in pending for k in keys_of[op]}
-            label = f"[{name}] {r.label}" + (f" (reusing {', '.join(reused)})" if reused and r.partition is None
-                                              else "")
-            result = execute(defs, instance, r, variant, tags, out, verbose, selection=selection, label=label)
-            done_runs.append({**result, "variant": name})
-            for op in pending:
+
+            def mark(op: str, result: dict) -> None:
                 marker = {"variant": name, "run_id": result["run_id"], "op": op, "partition": part,
                           "key": keys[op], "launch": launch}
                 vstorage.write_text(json.dumps(marker), vstorage.stage_done(op, keys[op], part))
                 reuse_lines.append({**marker, "action": "materialized"})
+
+            result, _, reused = run_pending(
+                defs, instance, r, variant, tags, out, verbose, [op for op in _ops_of(r) if op in keys],
+                fresh=lambda op: vstorage.exists(vstorage.stage_done(op, keys[op], part)), mark=mark,
+                label=lambda reused: f"[{name}] {r.label}" + (f" (reusing {', '.join(reused)})"
+                                                               if reused and r.partition is None else ""))
+            for op in reused:
+                earlier = json.loads(vstorage.read_text(vstorage.stage_done(op, keys[op], part)))
+                reuse_lines.append({"launch": launch, "variant": name, "op": op, "partition": part, "key": keys[op],
+                                    "action": "reused", "run_id": earlier.get("run_id"),
+                                    "from_variant": earlier.get("variant")})
+            reused_count += len(reused)
+            if result is not None:
+                done_runs.append({**result, "variant": name})
         out(f"variant {name}: {reused_count} stage partitions reused from earlier variants or runs")
     storage.write_text(json.dumps({"recipe": recipe.name, "digest": recipe.digest, "launch": launch,
                                    "variants": manifest}, indent=1), storage.variants_manifest())
     previous = storage.read_text(storage.reuse_log()) if storage.exists(storage.reuse_log()) else ""
     storage.write_text(previous + "".join(json.dumps(x) + "\n" for x in reuse_lines), storage.reuse_log())
     comparison = Planned("comparison of the variants", "comparison_job")
-    tags = {**recipe.tags(), "modelworks/source": source, "modelworks/home": str(home), "modelworks/launch": launch}
+    tags = {**recipe.tags(), "modelworks/source": source, "modelworks/home": str(home), "modelworks/launch": launch,
+            **extra_tags}
     done_runs.append(execute(base_defs, instance, comparison, recipe, tags, out, verbose))
     path = storage.comparison("json")
     return {"runs": done_runs, "report": None, "comparison": path if storage.exists(path) else None,

@@ -122,6 +122,12 @@ def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
     return data["data"]
 
 
+def _runs_tagged(port: int, key: str, value: str) -> list[dict]:
+    q = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) { __typename
+             ... on Runs { results { runId jobName status } } } }"""
+    return _graphql(port, q, {"tags": [{"key": key, "value": value}]})["runsOrError"]["results"]
+
+
 def _wait(condition, timeout_s: float, what: str, interval_s: float = 1.0):
     """Poll `condition` until it returns something truthy; fail with `what` (and the last value) on timeout."""
     deadline, last, err = time.monotonic() + timeout_s, None, None
@@ -452,6 +458,43 @@ def test_a_person_materializes_backfills_and_reads_a_plot_in_the_dagster_ui(tmp_
                 break
             ui.wait_all_visible(".//button[normalize-space()='Close']", 20, md)[-1].click()
         assert plot, f"no rendered PNG plot in the Markdown metadata of {PLOT_ASSET}"
+        phase("plot opened")
+
+        # (6) A recipe launched from the Launchpad: recipe_job, its default config the location's recipe; a recipe's
+        # YAML pasted in its place runs as `modelworks run` would, each stage its own run in this instance.
+        ui.open("/locations/__repository__@modelworks/jobs/recipe_job/playground")
+        ui.wait_visible("//div[contains(@class,'CodeMirror')]", 45)
+        default = _wait(lambda: _launchpad_yaml(ui), 30, "recipe_job's default config")
+        assert str(recipe) in default, default
+        pasted = f"extends: tiny.yaml\ninputs:\n  seed_docs: {seed_dir}\nseed:\n  max_chunk_words: 90\n"
+        # as a person types it: the recipe as a YAML block, the fields left out at their defaults
+        _set_launchpad_yaml(ui, "ops:\n  run_recipe:\n    config:\n      recipe: |\n"
+                            + "".join(f"        {line}\n" for line in pasted.splitlines())
+                            + f"      only: [{LAUNCHPAD_ASSET}]\n")
+        ui.wait_visible("//*[normalize-space()='No errors']", 30)
+        ui.shot("9_recipe_launchpad")
+        button = _wait(lambda: [b for b in ui.visible("//button[normalize-space()='Launch Run']") if b.is_enabled()],
+                       60, "recipe_job's Launch Run button to be enabled", 0.5)
+        button[-1].click()
+        launcher = _wait(lambda: (m := re.search(r"/runs/([0-9a-f-]{36})", ui.d.current_url)) and m.group(1), 60,
+                         "the Launchpad to open the recipe_job run")
+
+        def children_done():
+            top = _run(port, launcher)
+            if top["status"] in ("FAILURE", "CANCELED"):
+                raise AssertionError(f"recipe_job run {launcher} {top['status']}; see {dev_log}")
+            kids = _runs_tagged(port, "modelworks/launched_by", launcher)
+            return kids if top["status"] == "SUCCESS" else None
+        try:
+            kids = _wait(children_done, RUN_TIMEOUT_S, "the recipe_job run to succeed", 2)
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n--- dagster dev log ---\n{dev_log.read_text()[-4000:]}") from None
+        assert [(k["jobName"], k["status"]) for k in kids] == [("seed_job", "SUCCESS")], kids
+        child = _run(port, kids[0]["runId"])
+        assert yaml.safe_load(child["runConfigYaml"])["ops"][LAUNCHPAD_ASSET]["config"]["max_chunk_words"] == 90
+        ui.open(f"/runs/{launcher}")
+        ui.wait_visible("//*[normalize-space()='RUN_SUCCESS']", 45)
+        ui.shot("10_recipe_run_succeeded")
         phase(f"plot opened; screenshots in {ARTIFACTS}: {sorted(p.name for p in ARTIFACTS.glob('*.png'))}")
     except BaseException:
         if driver is not None:  # what the browser showed when the test gave up

@@ -373,3 +373,56 @@ def test_modelworks_run_takes_a_users_crawl_where_it_lies_to_the_report(demo_roo
     assert failed.returncode == 1
     both = failed.stdout + failed.stderr
     assert both.count("Failure: no readable seed documents") == 1 and both.count("Stack Trace") == 1
+
+
+# ---------------------------------------------------------------------------------------------- the Launchpad
+def _launch_from_the_ui(instance, home: Path, config: dict):
+    """What the Launchpad's Launch button does with this run config: a run of recipe_job in the instance."""
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions(recipe="tiny", home=str(home))
+    job = defs.resolve_job_def("recipe_job")
+    return job.execute_in_process(run_config={"ops": {"run_recipe": {"config": config}}}, instance=instance,
+                                  raise_on_error=False)
+
+
+def test_a_recipe_pasted_in_the_launchpad_runs_its_stages_as_their_own_runs(tmp_path):
+    home = tmp_path / "home"
+    instance = dg.DagsterInstance.ephemeral()
+    text = f"extends: tiny.yaml\ninputs:\n  seed_docs: {FIXTURES / 'seed_docs'}\nseed:\n  max_chunk_words: 90\n"
+    result = _launch_from_the_ui(instance, home, {"recipe": text, "only": ["seed_corpus"],
+                                                  "overrides": ["seed.min_chunk_words=12"]})
+    assert result.success
+    launcher = result.run_id
+    children = [r for r in instance.get_runs() if r.tags.get("modelworks/launched_by") == launcher]
+    assert len(children) == 1 and children[0].job_name == "seed_job"
+    assert children[0].tags["modelworks/source"] == "modelworks-ui"
+    # the pasted YAML is the recipe: its setting reached the run config, extends found the shipped tiny recipe
+    assert children[0].run_config["ops"]["seed_corpus"]["config"]["max_chunk_words"] == 90
+    assert children[0].run_config["ops"]["seed_corpus"]["config"]["min_chunk_words"] == 12  # the override too
+    resolved = load_recipe(home / "recipe.resolved.yaml")
+    assert resolved.data["seed"]["max_chunk_words"] == 90 and resolved.data["dapt"] == load_recipe("tiny").data["dapt"]
+    meta = _output_metadata(instance, launcher)
+    assert meta["runs_launched"] == 1 and meta["recipe"] == "launchpad"
+    # the child run carries the resolved recipe, so the UI shows the settings behind its result
+    assert "max_chunk_words: 90" in children[0].tags["modelworks/recipe_yaml"]
+
+
+def test_a_bad_recipe_in_the_launchpad_fails_the_run_with_the_one_line_error(tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    result = _launch_from_the_ui(instance, tmp_path / "h", {"recipe": "tiny", "overrides": ["dapt.lrr=1"]})
+    assert not result.success
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.count("\n") == 0 and "unknown key 'dapt.lrr'" in message
+    assert [r.run_id for r in instance.get_runs()] == [result.run_id]  # nothing else ran
+    pasted = _launch_from_the_ui(instance, tmp_path / "h", {"recipe": "extends: tiny.yaml\ndapt: {lr: fast}\n"})
+    failure = [e for e in pasted.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    assert "dapt.lr" in failure.step_failure_data.user_failure_data.description
+    assert "Launchpad" in failure.step_failure_data.user_failure_data.description
+
+
+def _output_metadata(instance, run_id: str) -> dict:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_OUTPUT).records
+    data = records[0].event_log_entry.dagster_event.event_specific_data
+    return {k: getattr(v, "value", v) for k, v in data.metadata.items()}
