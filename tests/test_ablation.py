@@ -89,6 +89,18 @@ def test_ablation_materializes_shared_partitions_once_and_compares_variants(tmp_
     assert sorted(v for _, v in counts["dapt_model"]) == ["lr", "ref"]
     assert sorted(v for _, v in counts["dpo_model_scores"]) == ["lr", "ref"]
     assert len(counts["variant_comparison"]) == 1
+    # the UI tells one variant's model from another's: the materialization says it, the comparison links the runs
+    for r in instance.fetch_materializations(dg.AssetKey("dpo_model"), limit=10).records:
+        meta = r.asset_materialization.metadata
+        tagged = instance.get_run_by_id(r.run_id).tags["modelworks/variant"]
+        assert meta["variant"].value == tagged and meta["recipe"].value.startswith(f"abl.{tagged} (")
+    table = instance.fetch_materializations(dg.AssetKey("variant_comparison"), limit=1).records[0] \
+        .asset_materialization.metadata["variant_runs"].value
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    dpo_runs = {v: r.run_id for r in instance.fetch_materializations(dg.AssetKey("dpo_model"), limit=10).records
+                for v in [instance.get_run_by_id(r.run_id).tags["modelworks/variant"]]}
+    assert f"/runs/{dpo_runs['ref']}" in rows["ref"] and f"/runs/{dpo_runs['lr']}" in rows["lr"]
+    assert "(shared with ref)" in rows["lr"]  # its base model is ref's
     manifest = json.loads((home / "reports" / "variants.json").read_text())
     ref, lr = (v["stage_keys"] for v in manifest["variants"])
     assert ref["curated_pages"] == lr["curated_pages"] and ref["dapt_model"] != lr["dapt_model"]
