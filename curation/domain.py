@@ -345,38 +345,35 @@ def _select(seed_texts: Sequence[str], seed_doc_ids: Sequence[str], page_texts: 
     # The classifier is trained with a sample of the crawl; every page is scored all the same.
     sampled = np.zeros(n_pages, dtype=bool)
     sampled[np.random.default_rng(config.seed).permutation(n_pages)[: config.max_negatives]] = True
-    selected = np.zeros(n_pages, dtype=bool)
-    rounds = []
-    scores, probability, mixture = np.full(n_pos, 0.5), np.zeros(n_pages), {"domain_fraction": 0.0}
-    precision = recall = np.zeros(0)
-    keep = 0
-    excluded = np.zeros(n_pages, dtype=bool)  # round 2 only: round 1's best-scored pages
     too_small = n_pages < config.min_crawl_pages
-    for round_no in range(1, 1 + (0 if not n_pages else 1 if too_small else max(1, config.rounds))):
-        negatives = sampled & ~selected & ~excluded
-        weight = np.concatenate([np.full(n_pos, 0.5 / n_pos),
-                                 np.where(negatives, 0.5 / max(int(negatives.sum()), 1), 0.0)])
-        scores = _crossfit(x, y, weight, fold, k, config)
-        probability, mixture = domain_mixture(_logit(scores[:n_pos]), _logit(scores[n_pos:]))
-        keep, precision, recall = _choose(scores[n_pos:], probability, config.min_precision)
-        keep = 0 if too_small else keep
-        now = np.zeros(n_pages, dtype=bool)
-        now[np.argsort(-scores[n_pos:], kind="stable")[:keep]] = True
-        rounds.append({"round": round_no, "negatives": int(negatives.sum()), "selected": int(now.sum()),
-                       "estimated_domain_fraction": round(mixture["domain_fraction"], 4)})
-        if round_no == 1 and config.round2_excludes_top > 0 and config.rounds > 1:
-            # Round 1 only ranks the pages: its selection, made with every domain page among the negatives,
-            # may hold a whole general topic; round 2 leaves out its best-scored quarter instead.
-            excluded = scores[n_pos:] > np.quantile(scores[n_pos:], 1.0 - config.round2_excludes_top)
-            continue
-        excluded[:] = False
-        if round_no > 2 and np.array_equal(now, selected):
-            break
-        selected = now
+    fit = _Rounds(x, y, fold, k, config, n_pos, n_pages, too_small)
+    selected, scores, probability, mixture, precision, recall, keep, rounds = fit.run(sampled)
+    negatives_from = "a sample of the crawl"
+    # The guard against a selection that is the crawl's *other* group: when the domain pages of the crawl are
+    # written in another style than the seed (forum threads about the seed's machines), training on them as
+    # negatives makes style the signal, and the rounds can settle on the general pages instead (they are less
+    # unlike the seed's style than the domain pages are). A unigram language model of the selected pages must
+    # explain the seed text better than one of the unselected pages does (Moore-Lewis's cross-entropy difference,
+    # a different model from the classifier). If not, the rounds run again with negatives that are general by
+    # that measure: the half of the crawl whose words the seed explains least.
+    fit_gain = seed_fit(seed_texts, page_texts, selected) if selected.any() and not selected.all() else None
+    retried = None
+    # Only a selection that is a group of its own (it passes the reverse test below) but the wrong one is retried:
+    # on a crawl without domain pages, general negatives would make some general pages look like the seed.
+    if (fit_gain is not None and fit_gain <= 0 and int(selected.sum()) >= config.min_pages
+            and seed_agreement(x, n_pos, selected, fold[n_pos:], k, config) >= config.min_seed_agreement):
+        ml = moore_lewis(page_texts, seed_texts)
+        general_half = ml <= np.quantile(ml, 0.5)
+        first = {"selected": int(selected.sum()), "seed_fit_gain": round(fit_gain, 4), "rounds": rounds}
+        selected, scores, probability, mixture, precision, recall, keep, rounds = fit.run(sampled & general_half)
+        fit_gain = seed_fit(seed_texts, page_texts, selected) if selected.any() and not selected.all() else None
+        negatives_from = "the lexically general half of the crawl (after the first selection failed the seed-fit test)"
+        retried = first
     seed_scores, page_scores = scores[:n_pos], scores[n_pos:]
     too_few = 0 < int(selected.sum()) < config.min_pages
     agreement = seed_agreement(x, n_pos, selected, fold[n_pos:], k, config) if selected.any() else 0.0
-    rejected = bool(selected.any()) and (too_few or agreement < config.min_seed_agreement)
+    misfit = fit_gain is not None and fit_gain <= 0
+    rejected = bool(selected.any()) and (too_few or agreement < config.min_seed_agreement or misfit)
     if rejected:
         selected = np.zeros(n_pages, dtype=bool)
         keep = 0
@@ -399,6 +396,8 @@ def _select(seed_texts: Sequence[str], seed_doc_ids: Sequence[str], page_texts: 
         "folds": k, "held_out_by": "document" if by_document else
         f"chunk (fewer than {config.min_documents_to_fold_by} seed documents: recall is optimistic)",
         "negatives_sampled": int(sampled.sum()), "rounds": rounds, "mixture": mixture,
+        "negatives_from": negatives_from, "seed_fit_gain_nats_per_word": None if fit_gain is None else round(fit_gain, 4),
+        "first_selection_failed_seed_fit": retried,
         "seed_score_quantiles_10_50_90": [round(float(v), 4) for v in np.quantile(seed_scores, [0.1, 0.5, 0.9])],
         "crawl_score_quantiles_50_90_99": [round(float(v), 4) for v in np.quantile(page_scores, [0.5, 0.9, 0.99])]
         if n_pages else [],
@@ -411,12 +410,98 @@ def _select(seed_texts: Sequence[str], seed_doc_ids: Sequence[str], page_texts: 
                if too_few else
                f"the {rounds[-1]['selected']} pages that scored highest do not read like the seed documents (a "
                f"classifier of them vs the other pages ranks the seed chunks above those other pages with "
-               f"probability {agreement:.2f} < {config.min_seed_agreement})" if rejected else
+               f"probability {agreement:.2f} < {config.min_seed_agreement})"
+               if rejected and not misfit and not too_few else
+               f"the {rounds[-1]['selected']} pages that scored highest explain the seed text worse than the other "
+               f"pages do (unigram cross-entropy difference {fit_gain:+.3f} nats/word), even with general negatives"
+               if rejected and misfit else
                f"no group of crawl pages scores like the held-out seed chunks at expected precision >= "
                f"{config.min_precision} (estimated domain fraction {probability.mean() if n_pages else 0.0:.4f})")
         warning = (f"domain selection found no domain pages in {n_pages} crawl pages: {why}. The domain corpus "
                    f"is empty; the crawl holds no pages of the seed documents' domain that this classifier can tell.")
     return DomainSelection(page_scores, selected, threshold, probability, seed_scores, validation, warning)
+
+
+class _Rounds:
+    """The classifier rounds of the module docstring, for one choice of the pages that may be negatives."""
+
+    def __init__(self, x, y, fold, k, config, n_pos, n_pages, too_small):
+        self.x, self.y, self.fold, self.k, self.config = x, y, fold, k, config
+        self.n_pos, self.n_pages, self.too_small = n_pos, n_pages, too_small
+
+    def run(self, sampled: np.ndarray):
+        config, n_pos, n_pages = self.config, self.n_pos, self.n_pages
+        selected = np.zeros(n_pages, dtype=bool)
+        rounds = []
+        scores, probability, mixture = np.full(n_pos, 0.5), np.zeros(n_pages), {"domain_fraction": 0.0}
+        precision = recall = np.zeros(0)
+        keep = 0
+        excluded = np.zeros(n_pages, dtype=bool)  # round 2 only: round 1's best-scored pages
+        for round_no in range(1, 1 + (0 if not n_pages else 1 if self.too_small else max(1, config.rounds))):
+            negatives = sampled & ~selected & ~excluded
+            weight = np.concatenate([np.full(n_pos, 0.5 / n_pos),
+                                     np.where(negatives, 0.5 / max(int(negatives.sum()), 1), 0.0)])
+            scores = _crossfit(self.x, self.y, weight, self.fold, self.k, config)
+            probability, mixture = domain_mixture(_logit(scores[:n_pos]), _logit(scores[n_pos:]))
+            keep, precision, recall = _choose(scores[n_pos:], probability, config.min_precision)
+            keep = 0 if self.too_small else keep
+            now = np.zeros(n_pages, dtype=bool)
+            now[np.argsort(-scores[n_pos:], kind="stable")[:keep]] = True
+            rounds.append({"round": round_no, "negatives": int(negatives.sum()), "selected": int(now.sum()),
+                           "estimated_domain_fraction": round(mixture["domain_fraction"], 4)})
+            if round_no == 1 and config.round2_excludes_top > 0 and config.rounds > 1:
+                # Round 1 only ranks the pages: its selection, made with every domain page among the negatives,
+                # may hold a whole general topic; round 2 leaves out its best-scored quarter instead.
+                excluded = scores[n_pos:] > np.quantile(scores[n_pos:], 1.0 - config.round2_excludes_top)
+                continue
+            excluded[:] = False
+            if round_no > 2 and np.array_equal(now, selected):
+                break
+            selected = now
+        return selected, scores, probability, mixture, precision, recall, keep, rounds
+
+
+def _word_counts(texts: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for text in texts:
+        for w in _TOKEN_RE.findall(text):
+            w = w.lower()
+            counts[w] = counts.get(w, 0) + 1
+    return counts
+
+
+def _unigram_logprob(counts: dict[str, int], vocabulary: int):
+    total = sum(counts.values()) + vocabulary  # add-one smoothing over the joint vocabulary
+    return lambda w: np.log((counts.get(w, 0) + 1) / total)
+
+
+def seed_fit(seed_texts: Sequence[str], page_texts: Sequence[str], selected: np.ndarray) -> float:
+    """How much better a unigram language model of the selected pages explains the seed text than one of the
+    unselected pages: the mean per-word log-probability difference (nats/word; > 0: the selected pages are the
+    seed's side of the crawl). Independent of the classifier: counts, not weights."""
+    sel = _word_counts([t for t, s in zip(page_texts, selected) if s])
+    rest = _word_counts([t for t, s in zip(page_texts, selected) if not s])
+    vocabulary = len(set(sel) | set(rest)) + 1
+    lp_sel, lp_rest = _unigram_logprob(sel, vocabulary), _unigram_logprob(rest, vocabulary)
+    # Words of the seed that no page has say nothing about which side explains it (and smoothing would favour
+    # the smaller side); the rest are scored.
+    seed_words = [w for t in seed_texts for w in (x.lower() for x in _TOKEN_RE.findall(t)) if w in sel or w in rest]
+    if not seed_words:
+        return 0.0
+    return float(np.mean([lp_sel(w) - lp_rest(w) for w in seed_words]))
+
+
+def moore_lewis(page_texts: Sequence[str], seed_texts: Sequence[str]) -> np.ndarray:
+    """Each page's cross-entropy difference (Moore & Lewis 2010), unigram: mean over its words of
+    log p_seed(w) - log p_crawl(w). High: the page's words are the seed's; low: general text."""
+    seed, crawl = _word_counts(seed_texts), _word_counts(page_texts)
+    vocabulary = len(set(seed) | set(crawl)) + 1
+    lp_seed, lp_crawl = _unigram_logprob(seed, vocabulary), _unigram_logprob(crawl, vocabulary)
+    out = []
+    for text in page_texts:
+        words = [w.lower() for w in _TOKEN_RE.findall(text)]
+        out.append(float(np.mean([lp_seed(w) - lp_crawl(w) for w in words])) if words else -np.inf)
+    return np.array(out, dtype=np.float64)
 
 
 def seed_vocabulary_share(texts: Sequence[str], seed_texts: Sequence[str]) -> np.ndarray:

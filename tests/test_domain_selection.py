@@ -262,3 +262,54 @@ def test_one_seed_document_is_folded_by_chunk_and_says_so():
     sel = select_domain_pages(only, ["manual-1"] * len(only), _general_pages(rng, 36))
     assert sel.validation["held_out_by"].startswith("chunk") and not sel.selected.any()
 
+
+
+def _style_mismatch_world(rng: random.Random):
+    """Seed: terse manual instructions. Crawl: half forum threads about the same pumps (another style, the
+    domain), half chatty general pages (cooking, travel, football, ...). Written for this test."""
+    faults = ["E01", "E02", "E07", "E12", "E15", "E21", "E33", "E40"]
+    parts = ["impeller", "seal", "bearing", "motor", "pressure sensor", "inlet valve", "check valve", "capacitor",
+             "float switch", "drive shaft"]
+    actions = ["inspect", "replace", "clean", "tighten", "reset", "lubricate", "test", "drain"]
+    symptoms = ["loses pressure", "makes a grinding noise", "trips the breaker", "runs dry", "vibrates",
+                "overheats", "leaks at the housing", "stops after a minute"]
+    seeds = [" ".join(f"If the pump shows fault {rng.choice(faults)}, {rng.choice(actions)} the {rng.choice(parts)}. "
+                      f"When the unit {rng.choice(symptoms)}, switch off the supply and {rng.choice(actions)} the "
+                      f"{rng.choice(parts)} before restarting." for _ in range(6)) for _ in range(24)]
+    forum = []
+    for _ in range(60):
+        posts = [f"Hi all, my pump {rng.choice(symptoms)} and the display says {rng.choice(faults)}. Anyone seen "
+                 f"this before? I already checked the {rng.choice(parts)} lol.",
+                 f"Had the same thing last winter, turned out the {rng.choice(parts)} was shot. Cost me about 80 "
+                 "bucks at the local shop.",
+                 f"Thanks mate, I'll give it a go this weekend. The {rng.choice(parts)} looked fine to me though.",
+                 f"Update: swapped the {rng.choice(parts)} and it works again. Cheers for the help guys!",
+                 f"Posted by {rng.choice(['dave99', 'pumpguy', 'sarah_k', 'mike.t'])}, {rng.randint(1, 40)} replies"]
+        rng.shuffle(posts)
+        forum.append(" ".join(posts))
+    topics = [["Preheat the oven", "whisk the eggs", "the sauce thickens", "add a pinch of salt"],
+              ["the train to Lisbon", "our hotel near the old town", "the museum opens at nine", "we rented bikes"],
+              ["the striker scored twice", "the coach changed the lineup", "a penalty in the last minute"],
+              ["interest rates rose", "the index fell two percent", "quarterly earnings beat estimates"],
+              ["plant the tulip bulbs", "water the tomatoes", "the roses need pruning", "mulch keeps moisture in"],
+              ["the new phone has", "battery life improved", "the update broke wifi", "the app crashed again"]]
+    general = []
+    for _ in range(61):
+        t = rng.choice(topics)
+        general.append(" ".join(f"{rng.choice(['Yesterday', 'Honestly', 'In short', 'This week'])} "
+                                f"{rng.choice(t)} and {rng.choice(t)}. Posted by {rng.choice(['anna', 'joe', 'li'])}, "
+                                f"{rng.randint(1, 30)} comments." for _ in range(5)))
+    return seeds, [f"doc{i % 3}" for i in range(24)], forum, general
+
+
+def test_domain_pages_in_another_style_than_the_seed_are_selected_not_the_general_pages():
+    """The known failure of seed-vs-crawl classifiers: with the domain pages among the negatives and in another
+    style, style becomes the signal and the rounds settled on all 61 general pages (0 domain pages, reverse test
+    1.0). The seed-fit test catches it (a unigram model of the general pages explains the seed worse than one of
+    the forum threads) and the rounds rerun with lexically general negatives."""
+    seeds, docs, forum, general = _style_mismatch_world(random.Random(0))
+    sel = select_domain_pages(seeds, docs, forum + general, DomainClassifierConfig())
+    assert sel.selected[:60].sum() >= 55 and sel.selected[60:].sum() <= 2, sel.validation
+    assert sel.validation["first_selection_failed_seed_fit"]["seed_fit_gain"] < 0
+    assert sel.validation["seed_fit_gain_nats_per_word"] > 0
+    assert sel.warning is None
