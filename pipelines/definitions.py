@@ -84,6 +84,29 @@ def landing_shard_sensor(context: dg.SensorEvaluationContext, storage: Modelwork
     )
 
 
+def with_recipe_defaults(defs_list: list, op_config: dict[str, dict]) -> list:
+    """The assets (or checks) with the recipe's settings as their config defaults, so that an asset materialized on
+    its own from the graph (Dagster's implicit asset job, whose Launchpad starts from the config defaults) runs with
+    the recipe, as the jobs do. Only the defaults change: the fields, their types and descriptions are the derived
+    Configs' (the library dataclasses'), and every field stays editable. Dagster has no public way to give an
+    asset's config other defaults per code location, so the op is copied with a new config schema
+    (`OpDefinition.with_replaced_properties`) and the definition rebuilt around it (tested in test_recipes.py)."""
+    out = []
+    for a in defs_list:
+        cfg = op_config.get(a.node_def.name)
+        schema = a.node_def.config_schema
+        shape = getattr(schema, "config_type", None)
+        if not cfg or not isinstance(shape, dg.Shape):
+            out.append(a)
+            continue
+        fields = {name: dg.Field(f.config_type, default_value=cfg[name], is_required=False,
+                                 description=f.description) if name in cfg else f
+                  for name, f in shape.fields.items()}
+        op = a.node_def.with_replaced_properties(name=a.node_def.name, config_schema=dg.Field(dg.Shape(fields)))
+        out.append(type(a).dagster_internal_init(**{**a.get_attributes_dict(), "node_def": op}))
+    return out
+
+
 def load_location_recipe(recipe=None):
     """The recipe the code location is built from: `recipe` (a Recipe, a file or a shipped recipe's name), else
     `MODELWORKS_RECIPE`, else `MODELWORKS_PROFILE` (the older name of the same thing), else `demo`."""
@@ -111,13 +134,14 @@ def build_definitions(profile_name: str | None = None, home: str | None = None,
     # The Launchpad's recipe_job starts from this location's recipe; in the demo's home it writes the demo files too.
     launcher = recipe_job(recipe.path or recipe.name, recipe.overrides,
                           demo=not recipe.crawl and storage.exists(storage.demo_facts()))
-    checks = list(all_checks)
+    op_config = recipe.op_config()
+    checks = with_recipe_defaults(list(all_checks), op_config)
     if recipe.ground_truth:  # the demo: its generator's truth scores every stage
         from pipelines.demo_checks import demo_checks
 
         checks += demo_checks(recipe.ground_truth)
     return dg.Definitions(
-        assets=all_assets,
+        assets=with_recipe_defaults(all_assets, op_config),
         asset_checks=checks,
         jobs=[*_jobs(recipe), launcher],
         sensors=[landing_shard_sensor, nightly_refresh],

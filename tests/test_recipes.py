@@ -426,3 +426,28 @@ def _output_metadata(instance, run_id: str) -> dict:
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_OUTPUT).records
     data = records[0].event_log_entry.dagster_event.event_specific_data
     return {k: getattr(v, "value", v) for k, v in data.metadata.items()}
+
+
+def test_an_asset_materialized_on_its_own_from_the_graph_takes_the_recipe(tmp_path):
+    """The UI's Materialize button on one asset runs Dagster's implicit asset job, whose Launchpad starts from the
+    config defaults: those are the recipe's (not the libraries'), for assets and checks alike."""
+    from pipelines.definitions import build_definitions
+
+    docs = FIXTURES / "seed_docs"
+    chunks = {}
+    for words in (30, 120):
+        recipe = load_recipe("tiny", [f"inputs.seed_docs={docs}", f"seed.max_chunk_words={words}",
+                                      "seed.min_chunk_words=10", "checks.blind_baselines_at_chance.tolerance=0.2"])
+        defs = build_definitions(recipe=recipe, home=str(tmp_path / f"h{words}"))
+        job = defs.resolve_implicit_global_asset_job_def()
+        defaults = {nd.name: {k: f.default_value for k, f in nd.config_schema.config_type.fields.items()
+                              if f.default_provided} for nd in job.graph.node_defs
+                    if isinstance(getattr(nd.config_schema, "config_type", None), dg.Shape)}
+        assert defaults["seed_corpus"]["max_chunk_words"] == words and defaults["seed_corpus"]["source_dir"] == str(docs)
+        assert defaults["dapt_model"]["lr"] == recipe.data["dapt"]["lr"]
+        assert defaults["benchmark_suite_blind_baselines_at_chance"]["tolerance"] == 0.2
+        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config={},
+                                        asset_selection=[dg.AssetKey("seed_corpus")])
+        assert result.success
+        chunks[words] = result.asset_materializations_for_node("seed_corpus")[0].metadata["chunks"].value
+    assert chunks[30] > chunks[120]  # the setting reached the asset with no run config at all
