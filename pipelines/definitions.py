@@ -2,8 +2,9 @@
 
 The recipe (`MODELWORKS_RECIPE`: a recipe file or the name of a shipped one, see pipelines/recipe.py; default
 `demo`) and the storage root (`MODELWORKS_HOME`) are resolved once, here, when the Definitions are built: the
-teacher and the crawl become resources, every other setting the jobs' run config (so a run launched from the UI
-takes the recipe too, and the Launchpad shows and edits every field).
+teacher and the crawl become resources, every other setting the jobs' run config and the assets' and checks' config
+defaults (so a run launched from the UI, a job's or one asset's, takes the recipe too, and the Launchpad shows and
+edits every field). `recipe_job` (pipelines/launch.py) runs any recipe from the Launchpad as `modelworks run` does.
 """
 
 import os
