@@ -149,8 +149,11 @@ def token_shards(config: TokenShardsConfig, storage: ModelworksStorage):
 
 # Pretraining and DAPT: training.config.PretrainConfig (every training setting and its default) and LaunchSettings
 # (torchrun's process counts). log_every is derived from max_steps. Two classes of the same fields, one per stage.
-PretrainAssetConfig = derived_config("PretrainAssetConfig", (PretrainConfig, LaunchSettings), exclude=("log_every",))
-DaptAssetConfig = derived_config("DaptAssetConfig", (PretrainConfig, LaunchSettings), exclude=("log_every",))
+# From scratch there is no start model to replay against or distill from; DAPT's architecture is its start model's,
+# not a preset's: each stage shows only the settings that act on it.
+PretrainAssetConfig = derived_config("PretrainAssetConfig", (PretrainConfig, LaunchSettings),
+                                     exclude=("log_every", "replay_ratio", "kl_weight"))
+DaptAssetConfig = derived_config("DaptAssetConfig", (PretrainConfig, LaunchSettings), exclude=("log_every", "preset"))
 
 
 def _loss_plot(curve, title: str, out_dir: Path) -> dict:

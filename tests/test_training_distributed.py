@@ -213,7 +213,8 @@ def test_pretraining_assets_launch_torchrun_through_pipes_and_report_live(corpus
         [base_model, dapt_model], instance=instance,
         resources={"storage": storage, "pipes_subprocess_client": dg.PipesSubprocessClient()},
         run_config={"ops": {"base_model": {"config": {**train, "nproc_per_node": 2}},
-                            "dapt_model": {"config": {**train, "nproc_per_node": 1, "replay_ratio": 0.25}}}})
+                            "dapt_model": {"config": {**{k: v for k, v in train.items() if k != "preset"},
+                                                      "nproc_per_node": 1, "replay_ratio": 0.25}}}})
     assert result.success
     messages = [e.user_message for e in instance.all_logs(result.run_id)]
     # Rank 0 alone streams each log step into the run's logs while it trains.
