@@ -132,21 +132,25 @@ def blind_baselines_at_chance(config: BlindBaselineCheckConfig, storage: Modelwo
 
     with storage.reading(storage.benchmark_suite()) as suite_dir:
         manifest = read_manifest(suite_dir)
-    failures = blind_baseline_failures(manifest, config.split, config.tolerance)
+    too_few: list[dict] = []
+    failures = blind_baseline_failures(manifest, config.split, config.tolerance, too_few=too_few)
     generated = manifest.get("origin", "generated") != "files"
     few = sorted({f["benchmark"] for f in failures if f["n"] < 100})
+    thin = sorted({f"{f['benchmark']} ({f['units']} units)" for f in too_few})
     return dg.AssetCheckResult(
         passed=not failures,
         severity=dg.AssetCheckSeverity.ERROR if generated else dg.AssetCheckSeverity.WARN,
-        description=(None if not failures else
-                     ("generated benchmark: " if generated else "your benchmark files (a warning only): ")
+        description=(("generated benchmark: " if generated else "your benchmark files (a warning only): ")
                      + "; ".join(f"{f['benchmark']}: {f['rule']} {f['acc']:.3f} > chance {f['chance']:.3f} + "
                                  f"{config.tolerance}" for f in failures[:4])
-                     + (f" (fewer than 100 items in {few}: read the CI)" if few else "")),
+                     + (f" (fewer than 100 items in {few}: read the CI)" if few else "")) if failures else
+                    (f"too few independent units to judge (not blocking; their scores are 'too few to tell' in the "
+                     f"report): {', '.join(thin)}" if thin else None),
         metadata={"origin": manifest.get("origin", "generated"), "tolerance": config.tolerance,
                   "never_seen_measured": manifest.get("never_seen_measured", False),
                   "baselines": dg.MetadataValue.json(_baseline_table(manifest, config.split)),
-                  "above_tolerance": dg.MetadataValue.json(failures)})
+                  "above_tolerance": dg.MetadataValue.json(failures),
+                  "too_few_units_to_judge": dg.MetadataValue.json(too_few)})
 
 
 DecontaminationConfig = derived_config("DecontaminationConfig", DecontamConfig)

@@ -188,8 +188,8 @@ def baseline_summary(items: list[dict], chance: float | None = None, seen: SeenI
 
     `acc` is the mean item score, lo/hi its 95% bootstrap interval (resampling the items' groups);
     the never-seen rule only when `seen` (post-training texts or their index) is given.
-    `above_tolerance`: acc > chance + tolerance — the rule the benchmark check enforces; with few
-    items read it beside the CI (a small benchmark can land there by luck).
+    `above_tolerance`: acc > chance + tolerance — the rule the benchmark check enforces (on benchmarks of at
+    least `evaluation.stats.MIN_UNITS` independent `units`; a smaller one can land there by luck).
     """
     from evaluation.stats import bootstrap_ci
 
@@ -206,5 +206,6 @@ def baseline_summary(items: list[dict], chance: float | None = None, seen: SeenI
     for name, rule in rules.items():
         mean, lo, hi = bootstrap_ci([rule(i) for i in items], groups=groups)
         out[name] = {"acc": round(mean, 4), "lo": round(lo, 4), "hi": round(hi, 4), "n": len(items),
+                     "units": len(set(groups)),
                      "chance": round(chance, 4), "above_tolerance": bool(mean > chance + tolerance + 1e-9)}
     return out

@@ -299,18 +299,36 @@ def record_blind_baselines(bench_dir: str | os.PathLike, post_training_texts: li
     return manifest
 
 
-def blind_baseline_failures(manifest: dict, split: str = "test", tolerance: float | None = None) -> list[dict]:
-    """Every (benchmark, rule) of one split whose blind baseline exceeds chance + tolerance, worst first."""
+def blind_baseline_failures(manifest: dict, split: str = "test", tolerance: float | None = None,
+                            too_few: list | None = None) -> list[dict]:
+    """Every (benchmark, rule) of one split whose blind baseline exceeds chance + tolerance, worst first.
+
+    A benchmark of fewer than `MIN_UNITS` independent units (item groups; items for a manifest written before
+    units were recorded) is judged only when the rule's hits are unlikely under chance (one-sided binomial test over
+    its items, p < 0.05): with 2 items one lucky hit is 0.5 > 0.25 + 0.05 (p = 0.44), a false alarm that would stop
+    the chain; 22 of 47 is not luck (p < 1e-3). The rest go to `too_few` (when given), with the same fields."""
     from evaluation.baselines import BLIND_TOLERANCE
+    from evaluation.stats import MIN_UNITS
 
     tolerance = BLIND_TOLERANCE if tolerance is None else tolerance
     out = []
     for name, b in manifest["benchmarks"].items():
         for rule, r in (b.get("blind_baselines") or {}).get(split, {}).items():
             if r["acc"] > r["chance"] + tolerance + 1e-9:
-                out.append({"benchmark": name, "rule": rule, "acc": r["acc"], "lo": r["lo"], "hi": r["hi"],
-                            "chance": r["chance"], "n": r["n"]})
+                row = {"benchmark": name, "rule": rule, "acc": r["acc"], "lo": r["lo"], "hi": r["hi"],
+                       "chance": r["chance"], "n": r["n"], "units": r.get("units", r["n"])}
+                if row["units"] >= MIN_UNITS or _binomial_tail(round(r["acc"] * r["n"]), r["n"], r["chance"]) < 0.05:
+                    out.append(row)
+                elif too_few is not None:
+                    too_few.append(row)
     return sorted(out, key=lambda f: f["chance"] - f["acc"])
+
+
+def _binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    from math import comb
+
+    return float(sum(comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(max(k, 0), n + 1)))
 
 
 def _reason_counts(quarantined: list[dict]) -> dict[str, int]:

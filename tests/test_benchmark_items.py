@@ -224,3 +224,22 @@ def test_the_check_passes_a_generated_benchmark_and_only_warns_on_the_users_own_
     assert "after_the_benchmarks" in done and result.success
     meta = result.asset_materializations_for_node("benchmark_suite")[0].metadata
     assert "shortest option" in meta["blind_baselines_test"].value["mine_mcq"]
+
+
+def test_the_blind_gate_does_not_stop_the_chain_on_one_lucky_item():
+    """Seen on a real run (httpx's docs, one held-out document): a 2-item completion benchmark where a blind rule
+    got 1 of 2 (0.5 > chance 0.25 + 0.05) stopped the whole chain. On fewer than MIN_UNITS independent units the
+    gate blocks only what chance does not explain (one-sided binomial test over the items); the teacher-written
+    benchmark of the test above (22 of 47 by word overlap, 8 groups) is still blocked, and so is any large one."""
+    from evaluation.benchmarks import blind_baseline_failures
+
+    def manifest(acc, n, units):
+        rule = {"acc": acc, "lo": acc, "hi": acc, "n": n, "units": units, "chance": 0.25}
+        return {"benchmarks": {"b": {"blind_baselines": {"test": {"most word overlap with the question": rule}}}}}
+
+    for acc, n, units, blocked in ((0.5, 2, 1, False), (1.0, 2, 2, False), (0.4628, 47, 8, True),
+                                   (0.32, 400, 40, True), (0.29, 400, 40, False)):
+        too_few: list = []
+        failures = blind_baseline_failures(manifest(acc, n, units), too_few=too_few)
+        assert bool(failures) is blocked, (acc, n, units)
+        assert bool(too_few) is (not blocked and acc > 0.3), (acc, n, units)
