@@ -356,22 +356,24 @@ def _select(seed_texts: Sequence[str], seed_doc_ids: Sequence[str], page_texts: 
     # explain the seed text better than one of the unselected pages does (Moore-Lewis's cross-entropy difference,
     # a different model from the classifier). If not, the rounds run again with negatives that are general by
     # that measure: the half of the crawl whose words the seed explains least.
-    fit_gain = seed_fit(seed_texts, page_texts, selected) if selected.any() and not selected.all() else None
+    def tests(sel: np.ndarray) -> tuple[float | None, float]:  # (seed-fit gain, reverse-test AUC) of a selection
+        gain = seed_fit(seed_texts, page_texts, sel) if sel.any() and not sel.all() else None
+        return gain, seed_agreement(x, n_pos, sel, fold[n_pos:], k, config) if sel.any() else 0.0
+
+    fit_gain, agreement = tests(selected)
     retried = None
     # Only a selection that is a group of its own (it passes the reverse test below) but the wrong one is retried:
     # on a crawl without domain pages, general negatives would make some general pages look like the seed.
     if (fit_gain is not None and fit_gain <= 0 and int(selected.sum()) >= config.min_pages
-            and seed_agreement(x, n_pos, selected, fold[n_pos:], k, config) >= config.min_seed_agreement):
+            and agreement >= config.min_seed_agreement):
         ml = moore_lewis(page_texts, seed_texts)
         general_half = ml <= np.quantile(ml, 0.5)
-        first = {"selected": int(selected.sum()), "seed_fit_gain": round(fit_gain, 4), "rounds": rounds}
+        retried = {"selected": int(selected.sum()), "seed_fit_gain": round(fit_gain, 4), "rounds": rounds}
         selected, scores, probability, mixture, precision, recall, keep, rounds = fit.run(sampled & general_half)
-        fit_gain = seed_fit(seed_texts, page_texts, selected) if selected.any() and not selected.all() else None
+        fit_gain, agreement = tests(selected)
         negatives_from = "the lexically general half of the crawl (after the first selection failed the seed-fit test)"
-        retried = first
     seed_scores, page_scores = scores[:n_pos], scores[n_pos:]
     too_few = 0 < int(selected.sum()) < config.min_pages
-    agreement = seed_agreement(x, n_pos, selected, fold[n_pos:], k, config) if selected.any() else 0.0
     misfit = fit_gain is not None and fit_gain <= 0
     rejected = bool(selected.any()) and (too_few or agreement < config.min_seed_agreement or misfit)
     if rejected:
@@ -411,7 +413,7 @@ def _select(seed_texts: Sequence[str], seed_doc_ids: Sequence[str], page_texts: 
                f"the {rounds[-1]['selected']} pages that scored highest do not read like the seed documents (a "
                f"classifier of them vs the other pages ranks the seed chunks above those other pages with "
                f"probability {agreement:.2f} < {config.min_seed_agreement})"
-               if rejected and not misfit and not too_few else
+               if rejected and agreement < config.min_seed_agreement else
                f"the {rounds[-1]['selected']} pages that scored highest explain the seed text worse than the other "
                f"pages do (unigram cross-entropy difference {fit_gain:+.3f} nats/word), even with general negatives"
                if rejected and misfit else

@@ -63,7 +63,7 @@ def run_recipe(context: dg.OpExecutionContext, config: RecipeLaunchConfig, stora
             "runs": dg.MetadataValue.md("\n".join(f"- [{r['label']}](/runs/{r['run_id']}) {r['seconds']}s"
                                                   for r in runs) or "nothing to run: every stage is up to date"),
             "storage_root": dg.MetadataValue.path(str(home))}
-    if "comparison" in result and result["comparison"]:
+    if result.get("comparison"):
         meta["comparison_json"] = dg.MetadataValue.path(result["comparison"])
     else:
         found = stage_table(result["storage"])

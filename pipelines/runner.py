@@ -346,7 +346,7 @@ def incremental(defs, instance, storage, recipe, runs: list, tags: dict, out: Ca
                 storage.write_text(json.dumps({"key": keys[op], "run_id": result["run_id"], "op": op,
                                                "partition": part}), storage.current_stage(op, part))
 
-        result, pending, fresh = run_pending(
+        result, fresh = run_pending(
             defs, instance, r, recipe, tags, out, verbose, ops,
             fresh=lambda op: not explicit and _up_to_date(instance, storage, op, keys.get(op), _keys_of(op), part),
             mark=mark, label=lambda fresh: r.label + (f" (up to date: {', '.join(fresh)})"
@@ -374,19 +374,19 @@ def _ops_of(r: Planned) -> list[str]:
 
 def run_pending(defs, instance, r: Planned, recipe, tags: dict, out: Callable, verbose: bool, ops: list[str], *,
                 fresh: Callable[[str], bool], mark: Callable[[str, dict], None],
-                label: Callable[[list[str]], str]) -> tuple[dict | None, list[str], list[str]]:
+                label: Callable[[list[str]], str]) -> tuple[dict | None, list[str]]:
     """One planned run, limited to its ops that are not `fresh` (plain runs: up to date here; ablations: done
     under the same content key by an earlier variant or launch); `mark(op, result)` records each op it ran.
-    Returns (the run's result or None when nothing was pending, the ops run, the fresh ops)."""
+    Returns (the run's result or None when nothing was pending, the fresh ops)."""
     pending = [op for op in ops if not fresh(op)]
     fresh_ops = [op for op in ops if op not in pending]
     if not pending:
-        return None, pending, fresh_ops
+        return None, fresh_ops
     selection = {k for op in pending for k in _keys_of(op)}
     result = execute(defs, instance, r, recipe, tags, out, verbose, selection=selection, label=label(fresh_ops))
     for op in pending:
         mark(op, result)
-    return result, pending, fresh_ops
+    return result, fresh_ops
 
 
 def _up_to_date(instance, storage, op: str, key: str | None, asset_keys: list[str], partition: str | None) -> bool:
@@ -518,7 +518,7 @@ def materialize_variants(recipe, home: str, *, out: Callable, source: str = "mod
                 vstorage.write_text(json.dumps(marker), vstorage.stage_done(op, keys[op], part))
                 reuse_lines.append({**marker, "action": "materialized"})
 
-            result, _, reused = run_pending(
+            result, reused = run_pending(
                 defs, instance, r, variant, tags, out, verbose, [op for op in _ops_of(r) if op in keys],
                 fresh=lambda op: vstorage.exists(vstorage.stage_done(op, keys[op], part)), mark=mark,
                 label=lambda reused: f"[{name}] {r.label}" + (f" (reusing {', '.join(reused)})"
